@@ -1,0 +1,126 @@
+"""Audit records (CONTRACT section 5): one shape, written to the store and to a JSON-lines file."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, insert
+
+from syncd.store.schema import tables
+
+_TABLE = tables["audit"]
+
+
+def cli_actor() -> str:
+    """``cli:USER`` for admin commands, with the OS user name."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"cli:{user}"
+
+
+def _ts(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class Audit:
+    """One audit record."""
+
+    actor: str
+    op: str
+    run_id: str | None = None
+    group: str | None = None
+    user: str | None = None
+    rule: str | None = None
+    source: str | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    extra: dict[str, Any] | None = None
+    ts: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as CONTRACT section 5 shows it (``extra`` only when set)."""
+        out: dict[str, Any] = {
+            "ts": _ts(self.ts), "run_id": self.run_id, "actor": self.actor, "op": self.op,
+            "group": self.group, "user": self.user, "rule": self.rule, "source": self.source,
+            "before": self.before, "after": self.after,
+        }
+        if self.extra:
+            out["extra"] = self.extra
+        return out
+
+    def to_row(self) -> dict[str, Any]:
+        """The record as a row of the ``audit`` table."""
+        return {
+            "ts": self.ts, "run_id": self.run_id, "actor": self.actor, "op": self.op,
+            "group_name": self.group, "user_name": self.user, "rule": self.rule,
+            "source": self.source, "before": self.before, "after": self.after,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_row(cls, row: Any) -> Audit:
+        """Rebuild a record read from the ``audit`` table."""
+        return cls(actor=row.actor, op=row.op, run_id=row.run_id, group=row.group_name,
+                   user=row.user_name, rule=row.rule, source=row.source, before=row.before,
+                   after=row.after, extra=row.extra, ts=row.ts)
+
+
+class AuditWriter:
+    """Writes records into the store in the caller's transaction; the file after commit.
+
+    Records reach the file only once the transaction that wrote them has committed, so the
+    file never tells of a change that was rolled back. Each line is flushed as written.
+    """
+
+    def __init__(self, file: Path | None, batch_size: int = 1000) -> None:
+        self.file = file
+        self.batch_size = batch_size
+        self._pending_rows: list[dict[str, Any]] = []
+        self._committed: list[Audit] = []
+        self._uncommitted: list[Audit] = []
+
+    def add(self, conn: Connection, record: Audit) -> None:
+        """Queue one record in the store (flushed in batches on ``conn``)."""
+        self._pending_rows.append(record.to_row())
+        if self.file is not None:
+            self._uncommitted.append(record)
+        if len(self._pending_rows) >= self.batch_size:
+            self.flush_rows(conn)
+
+    def add_all(self, conn: Connection, records: Iterable[Audit]) -> None:
+        """Queue several records."""
+        for record in records:
+            self.add(conn, record)
+
+    def flush_rows(self, conn: Connection) -> None:
+        """Insert the queued rows; call before the transaction commits."""
+        if self._pending_rows:
+            conn.execute(insert(_TABLE), self._pending_rows)
+            self._pending_rows = []
+
+    def committed(self) -> None:
+        """The transaction committed: append its records to the file."""
+        records, self._uncommitted = self._uncommitted, []
+        if self.file is None or not records:
+            return
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        with self.file.open("a", encoding="utf-8") as fh:
+            for record in records:
+                fh.write(json.dumps(record.to_json(), ensure_ascii=False, sort_keys=False))
+                fh.write("\n")
+                fh.flush()
+
+    def rolled_back(self) -> None:
+        """The transaction rolled back: forget its records."""
+        self._pending_rows = []
+        self._uncommitted = []

@@ -1,0 +1,1 @@
+"""The ``syncd`` command line: parses, calls the engine or the store, prints."""

@@ -1,0 +1,160 @@
+"""``syncd groups``, ``syncd members`` and ``syncd users``: the admin commands."""
+
+from __future__ import annotations
+
+import click
+
+from syncd.cli.app import format_option, get_app, print_json, print_table
+
+org_option = click.option("--organisation", default=None,
+                          help="the group's organisation, where a name is in several")
+
+
+@click.group()
+def groups() -> None:
+    """List, show, create and delete groups."""
+
+
+@groups.command("list")
+@format_option
+def groups_list(fmt: str) -> None:
+    """All groups."""
+    rows = get_app().admin().list_groups()
+    if fmt == "json":
+        print_json([{k: r[k] for k in ("id", "name", "members", "managed", "source",
+                                       "organisation")} for r in rows])
+        return
+    print_table(None, ["name", "organisation", "members", "kind", "managed", "source", "id"],
+                [[r["name"] + (" (archived)" if r["archived"] else ""), r["organisation"],
+                  r["members"], r["kind"], "yes" if r["managed"] else "no", r["source"],
+                  r["id"]] for r in rows])
+
+
+@groups.command("show")
+@click.argument("name")
+@org_option
+@format_option
+def groups_show(name: str, organisation: str | None, fmt: str) -> None:
+    """One group with its members."""
+    g = get_app().admin().show_group(name, organisation)
+    if fmt == "json":
+        print_json(g)
+        return
+    click.echo(f"{g['name']}  ({g['kind']}, organisation {g['organisation']})")
+    click.echo(f"  id:          {g['id']}")
+    if g["description"]:
+        click.echo(f"  description: {g['description']}")
+    managed = f"yes, by {g['source']} rule {g['rule']}" if g["managed"] else "no (manual)"
+    click.echo(f"  managed:     {managed}")
+    if g["archived"]:
+        click.echo("  archived:    yes")
+    click.echo(f"  members:     {len(g['members'])}")
+    if g["members"]:
+        print_table(None, ["user", "email", "role", "status", "origin", "external"],
+                    [[m["user"], m["email"], m["role"], m["status"], m["origin"],
+                      "yes" if m["external"] else "no"] for m in g["members"]])
+
+
+@groups.command("create")
+@click.argument("name")
+@click.option("--description", default="", help="the group's description")
+@click.option("--kind", type=click.Choice(["standard", "open"]), default="standard",
+              show_default=True)
+@click.option("--organisation", default="default", show_default=True)
+@click.option("--icon", default=None, help="icon URL or name")
+@format_option
+def groups_create(name: str, description: str, kind: str, organisation: str,
+                  icon: str | None, fmt: str) -> None:
+    """Create a local group by hand."""
+    g = get_app().admin().create_group(name, description, kind, organisation, icon)
+    if fmt == "json":
+        print_json(g)
+    else:
+        click.echo(f"created group {name!r} ({g['id']})")
+
+
+@groups.command("delete")
+@click.argument("name")
+@org_option
+def groups_delete(name: str, organisation: str | None) -> None:
+    """Delete a group; its users stay."""
+    get_app().admin().delete_group(name, organisation)
+    click.echo(f"deleted group {name!r}")
+
+
+@click.group()
+def members() -> None:
+    """Add and remove members by hand, and change their roles."""
+
+
+@members.command("add")
+@click.argument("group")
+@click.argument("user")
+@click.option("--role", default="member", show_default=True)
+@click.option("--email", default=None, help="email of a user created by this command")
+@org_option
+def members_add(group: str, user: str, role: str, email: str | None,
+                organisation: str | None) -> None:
+    """Add USER to GROUP (creating the user if new)."""
+    get_app().admin().add_member(group, user, role, email, organisation)
+    click.echo(f"added {user!r} to {group!r} as {role}")
+
+
+@members.command("remove")
+@click.argument("group")
+@click.argument("user")
+@org_option
+def members_remove(group: str, user: str, organisation: str | None) -> None:
+    """Remove USER from GROUP."""
+    get_app().admin().remove_member(group, user, organisation)
+    click.echo(f"removed {user!r} from {group!r}")
+
+
+@members.command("set-role")
+@click.argument("group")
+@click.argument("user")
+@click.argument("role")
+@org_option
+def members_set_role(group: str, user: str, role: str, organisation: str | None) -> None:
+    """Give USER the role ROLE in GROUP."""
+    get_app().admin().set_role(group, user, role, organisation)
+    click.echo(f"{user!r} is now {role} in {group!r}")
+
+
+@click.group()
+def users() -> None:
+    """List and show users."""
+
+
+@users.command("list")
+@format_option
+def users_list(fmt: str) -> None:
+    """All users."""
+    rows = get_app().admin().list_users()
+    if fmt == "json":
+        print_json(rows)
+        return
+    print_table(None, ["user", "email", "display name", "external", "status", "groups"],
+                [[r["user"], r["email"], r["display_name"], "yes" if r["external"] else "no",
+                  r["status"], r["groups"]] for r in rows])
+
+
+@users.command("show")
+@click.argument("user")
+@format_option
+def users_show(user: str, fmt: str) -> None:
+    """One user with their groups."""
+    u = get_app().admin().show_user(user)
+    if fmt == "json":
+        print_json(u)
+        return
+    click.echo(f"{u['user']}  ({u['status']}{', external' if u['external'] else ''})")
+    click.echo(f"  id:      {u['id']}")
+    click.echo(f"  email:   {u['email'] or ''}")
+    click.echo(f"  name:    {u['display_name'] or ''}")
+    for source, ext in u["external_ids"].items():
+        click.echo(f"  {source}: {ext}")
+    if u["groups"]:
+        print_table(None, ["group", "organisation", "role", "status", "origin"],
+                    [[g["group"], g["organisation"], g["role"], g["status"], g["origin"]]
+                     for g in u["groups"]])

@@ -1,0 +1,228 @@
+"""Load a config file: parse with positions, interpolate, validate, report every problem."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import SecretStr, ValidationError
+
+from syncd import secrets
+from syncd.config.model import Config, config_model
+from syncd.config.yamlpos import Mark, Positions, YamlError, load
+from syncd.config.yamlpos import Path as DataPath
+from syncd.errors import ConfigError
+from syncd.store.schema import ROLES
+
+DEFAULT_PATH = "/etc/syncd/syncd.yaml"
+_REF = re.compile(r"\$\{(env|file):([^}]*)\}")
+
+log = structlog.get_logger("syncd.config")
+
+
+def find_config(option: str | None) -> Path:
+    """``-c`` if given, else ``$SYNCD_CONFIG``, else the system default."""
+    return Path(option or os.environ.get("SYNCD_CONFIG") or DEFAULT_PATH)
+
+
+def _read_ref(kind: str, name: str, base_dir: Path) -> str:
+    if kind == "env":
+        if name not in os.environ:
+            raise LookupError(f"environment variable {name!r} is not set")
+        return os.environ[name]
+    path = Path(name).expanduser()
+    if not path.is_absolute():
+        creds = os.environ.get("CREDENTIALS_DIRECTORY")
+        in_creds = Path(creds) / path if creds else None
+        path = in_creds if in_creds is not None and in_creds.exists() else base_dir / path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LookupError(f"cannot read {path}: {exc.strerror}") from None
+    return text[:-1] if text.endswith("\n") else text
+
+
+def _interpolate(
+    data: Any, path: DataPath, base_dir: Path, errors: list[tuple[DataPath, str]],
+    interpolated: set[DataPath],
+) -> Any:
+    if isinstance(data, dict):
+        return {k: _interpolate(v, (*path, k), base_dir, errors, interpolated)
+                for k, v in data.items()}
+    if isinstance(data, list):
+        return [_interpolate(v, (*path, i), base_dir, errors, interpolated)
+                for i, v in enumerate(data)]
+    if not isinstance(data, str) or "${" not in data:
+        return data
+
+    def sub(m: re.Match[str]) -> str:
+        try:
+            return _read_ref(m.group(1), m.group(2), base_dir)
+        except LookupError as exc:
+            key = ".".join(str(p) for p in path)
+            errors.append((path, f"{key}: {exc}"))
+            return ""
+
+    interpolated.add(path)
+    return _REF.sub(sub, data)
+
+
+def _data_path(loc: tuple[int | str, ...], data: Any) -> DataPath:
+    """Map a pydantic error location onto the data, dropping union tags and the like."""
+    out: list[str | int] = []
+    cur = data
+    for part in loc:
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+            out.append(part)
+        elif isinstance(cur, dict) and isinstance(part, str) and part.rstrip("_") in cur:
+            # fields named schema_/in_/not_ are written schema/in/not in the file
+            cur = cur[part.rstrip("_")]
+            out.append(part.rstrip("_"))
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            cur = cur[part]
+            out.append(part)
+    return tuple(out)
+
+
+def _message(err: Any, path: DataPath) -> str:
+    kind = err["type"]
+    field = ".".join(str(p) for p in path) or "(top level)"
+    if kind == "extra_forbidden":
+        parent = ".".join(str(p) for p in path[:-1]) or "the top level"
+        return f"unknown key {str(err['loc'][-1])!r} in {parent}"
+    if kind == "missing":
+        missing = str(err["loc"][-1]).rstrip("_")
+        where = field if path else "the top level"
+        return f"missing required key {missing!r} in {where}"
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    if kind == "union_tag_invalid":
+        msg = f"unknown connector type {err.get('input', {}).get('type')!r}" if isinstance(
+            err.get("input"), dict) else msg
+    elif kind == "literal_error" and path and path[-1] == "version":
+        msg = f"unsupported config version {err.get('input')!r}: this syncd reads version 1"
+    return f"{field}: {msg}"
+
+
+def _position(err: Any, path: DataPath, pos: Positions) -> Mark:
+    if err["type"] == "extra_forbidden":
+        return pos.of_key(path)
+    return pos.of_value(path)
+
+
+def _secret_warnings(cfg: Config, file: Path, pos: Positions, interpolated: set[DataPath],
+                     raw: Any) -> None:
+    try:
+        mode = file.stat().st_mode
+    except OSError:
+        return
+    if not mode & stat.S_IROTH:
+        return
+    for i, conn in enumerate(cfg.connectors):
+        for key in type(conn).model_fields:
+            if isinstance(getattr(conn, key), SecretStr):
+                path: DataPath = ("connectors", i, key)
+                if path not in interpolated:
+                    mark = pos.of_value(path)
+                    log.warning(
+                        "config.literal_secret_readable",
+                        location=f"{file}:{mark.line}:{mark.col}",
+                        hint="use ${env:NAME} or ${file:PATH}, or chmod o-r the file",
+                    )
+
+
+def _cross_checks(data: dict[str, Any], pos: Positions) -> list[tuple[Mark, str]]:
+    """Checks across sections, done on the raw data so they are reported with the rest."""
+    out: list[tuple[Mark, str]] = []
+
+    def named(section: str) -> list[tuple[int, str]]:
+        items = data.get(section)
+        if not isinstance(items, list):
+            return []
+        return [(i, it["name"]) for i, it in enumerate(items)
+                if isinstance(it, dict) and isinstance(it.get("name"), str)]
+
+    connector_names = set()
+    for section, what in (("connectors", "connector"), ("rules", "rule")):
+        seen: set[str] = set()
+        for i, name in named(section):
+            if name in seen:
+                out.append((pos.of_value((section, i, "name")),
+                            f"{section}.{i}.name: duplicate {what} name {name!r}"))
+            seen.add(name)
+        if section == "connectors":
+            connector_names = seen
+    custom = data.get("custom_roles")
+    roles = {*ROLES, *(r for r in custom if isinstance(r, str))} if isinstance(
+        custom, list) else set(ROLES)
+    rules = data.get("rules")
+    for i, rule in enumerate(rules if isinstance(rules, list) else []):
+        if not isinstance(rule, dict):
+            continue
+        source = rule.get("source", "*")
+        if isinstance(source, str) and source != "*" and source not in connector_names:
+            out.append((pos.of_value(("rules", i, "source")),
+                        f"rules.{i}.source: {source!r} is not a connector name"))
+        rule_roles = rule.get("roles")
+        for role in rule_roles if isinstance(rule_roles, dict) else {}:
+            if role not in roles:
+                out.append((pos.of_key(("rules", i, "roles", role)),
+                            f"rules.{i}.roles: unknown role {role!r} (declare custom roles "
+                            "under custom_roles)"))
+    return out
+
+
+def parse_config(text: str, file: Path) -> Config:
+    """Validate config text; raise ConfigError with every problem as FILE:LINE:COL: message."""
+    try:
+        raw, pos, structural = load(text)
+    except YamlError as exc:
+        raise ConfigError([f"{file}:{exc.mark.line}:{exc.mark.col}: {exc}"]) from None
+    problems = [(m, msg) for m, msg in structural]
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{file}:1:1: the config must be a mapping"])
+    errors: list[tuple[DataPath, str]] = []
+    interpolated: set[DataPath] = set()
+    data = _interpolate(raw, (), file.parent, errors, interpolated)
+    problems += [(pos.of_value(p), msg) for p, msg in errors]
+    problems += _cross_checks(data, pos)
+    cfg: Config | None = None
+    try:
+        cfg = config_model().model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            path = _data_path(tuple(err["loc"]), data)
+            if err["type"] == "union_tag_invalid":
+                path = _data_path((*path, "type"), data)
+            problems.append((_position(err, path, pos), _message(err, path)))
+    if problems:
+        seen: set[str] = set()
+        lines = []
+        for mark, msg in sorted(problems, key=lambda p: (p[0].line, p[0].col)):
+            line = secrets.redact(f"{file}:{mark.line}:{mark.col}: {msg}")
+            if line not in seen:
+                seen.add(line)
+                lines.append(line)
+        raise ConfigError(lines)
+    assert cfg is not None
+    cfg._path = file.resolve()
+    secrets.register_all(cfg)
+    _secret_warnings(cfg, file, pos, interpolated, raw)
+    return cfg
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the config file at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}:1:1: cannot read the config file: {exc.strerror}"]) from None
+    return parse_config(text, path)

@@ -1,0 +1,106 @@
+"""The top-level config model; the connectors' part is assembled from the installed plugins."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, PrivateAttr, create_model
+
+from syncd.config.base import Model
+from syncd.config.rules import Rule
+from syncd.config.types import Limit
+from syncd.connector import ConnectorConfig, available
+from syncd.store.schema import ROLES
+
+
+class StoreConfig(Model):
+    """The group store."""
+
+    url: str = Field(
+        "sqlite:////var/lib/syncd/syncd.db",
+        description="SQLAlchemy URL; a relative SQLite path is relative to the config file",
+        examples=["sqlite:////var/lib/syncd/syncd.db",
+                  "postgresql+psycopg://syncd@db.example.org/syncd"],
+    )
+
+
+class AuditConfig(Model):
+    """Where audit records go besides the store."""
+
+    file: str | None = Field(None, description="JSON-lines file the records are appended to")
+
+
+class SafetyConfig(Model):
+    """Limits per run and connector: a count, or ``"N%"`` of what the connector manages now."""
+
+    max_group_deletes: Limit | None = Field(
+        None, description="most groups one run may delete or archive")
+    max_member_removals: Limit | None = Field(
+        None, description="most memberships one run may remove")
+    shrink_guard: Limit = Field(
+        "50%", description="block when a connector returns fewer groups than this share of "
+        "its last complete snapshot (0 turns the guard off)")
+
+
+class BaseConfig(Model):
+    """Everything but the connectors, whose models come from the plugins."""
+
+    version: Literal[1] = Field(description="the config format version")
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    custom_roles: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]] = Field(
+        default_factory=list,
+        description="roles besides owner, facilitator and member that rules and admins may give",
+    )
+    connectors: list[ConnectorConfig] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=list)
+
+    _path: Path | None = PrivateAttr(None)
+
+    @property
+    def path(self) -> Path | None:
+        """The file this config was loaded from."""
+        return self._path
+
+    @property
+    def base_dir(self) -> Path:
+        """The directory relative paths are resolved against."""
+        return self._path.parent if self._path else Path.cwd()
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Every role a membership may have."""
+        return (*ROLES, *self.custom_roles)
+
+    def connector(self, name: str) -> ConnectorConfig:
+        """The connector called ``name``; KeyError if none."""
+        for c in self.connectors:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def resolve_path(self, value: str) -> Path:
+        """A path from the config, made absolute against the config file's directory."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+
+@cache
+def config_model() -> type[BaseConfig]:
+    """The full config model, with a ``type``-discriminated union of every connector."""
+    models = tuple(cls.config_model for cls in available().values())
+    connector_type: Any = Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
+    model: type[BaseConfig] = create_model(
+        "Config",
+        __base__=BaseConfig,
+        __doc__="syncd configuration",
+        connectors=(list[connector_type], Field(default_factory=list)),
+    )
+    return model
+
+
+# The name other modules type against; instances are of config_model().
+Config = BaseConfig

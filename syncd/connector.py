@@ -1,0 +1,63 @@
+"""What every connector is: its config model, and how the engine finds it by ``type``."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from syncd.config.base import Model
+from syncd.config.types import Cron, Duration
+
+ENTRY_POINT_GROUP = "syncd.connectors"
+
+# The built-in connectors, used when the distribution's entry points are not installed
+# (running from a source tree); installed entry points take precedence.
+BUILTIN = {
+    "ldif": "connectors.ldif:LdifConnector",
+    "ldap": "connectors.ldap:LdapConnector",
+    "azuread": "connectors.azuread:AzureAdConnector",
+}
+
+
+class Schedule(Model):
+    """When ``syncd run`` runs the connector."""
+
+    delta: Duration | None = Field(
+        None, description="interval of incremental runs (full runs where there are no deltas)"
+    )
+    full: Cron | None = Field(None, description="cron expression for complete reconciliations")
+
+
+class ConnectorConfig(Model):
+    """Keys every connector has."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="unique connector name")
+    type: str
+    schedule: Schedule = Field(default_factory=Schedule)
+
+
+class Connector:
+    """Base class of connectors; subclasses set ``type_name`` and ``config_model``."""
+
+    type_name: ClassVar[str]
+    config_model: ClassVar[type[ConnectorConfig]]
+
+
+def _load(spec: str) -> type[Connector]:
+    module_name, _, attr = spec.partition(":")
+    module = __import__(module_name, fromlist=[attr])
+    cls: type[Connector] = getattr(module, attr)
+    return cls
+
+
+def available() -> dict[str, type[Connector]]:
+    """Every connector class by its type name: built-ins, then installed plugins."""
+    found: dict[str, Any] = dict(BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found[ep.name] = ep
+    out: dict[str, type[Connector]] = {}
+    for name, target in sorted(found.items()):
+        out[name] = _load(target) if isinstance(target, str) else target.load()
+    return out

@@ -1,0 +1,93 @@
+"""structlog set-up: JSON off a terminal, the console renderer on one, secrets masked."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, Literal
+
+import structlog
+
+from syncd import secrets
+
+LogFormat = Literal["auto", "json", "console"]
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return secrets.redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(v) for v in value]
+    if isinstance(value, BaseException):
+        return secrets.redact(str(value))
+    return value
+
+
+def redact_secrets(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Mask every registered secret value in every field of the event."""
+    if not secrets.known():
+        return event_dict
+    return {k: _redact_value(v) for k, v in event_dict.items()}
+
+
+def _redact_rendered(_logger: Any, _name: str, rendered: Any) -> Any:
+    # Tracebacks are formatted late; mask once more on the final text.
+    return secrets.redact(rendered) if isinstance(rendered, str) else rendered
+
+
+def configure(fmt: LogFormat = "auto", verbosity: int = 0, stream: Any = None) -> None:
+    """Route structlog and the standard-library loggers through one processor chain.
+
+    ``verbosity``: -1 quiet (warnings and errors), 0 info, 1 debug for syncd,
+    2 debug for the libraries too (SQLAlchemy, ldap3, msal).
+    """
+    stream = stream or sys.stderr
+    if fmt == "auto":
+        fmt = "console" if stream.isatty() else "json"
+    level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
+
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.ExtraAdder(),
+        redact_secrets,
+    ]
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+        shared.append(structlog.processors.dict_tracebacks)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                renderer,
+                _redact_rendered,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    library_level = logging.DEBUG if verbosity >= 2 else max(level, logging.WARNING)
+    for name in ("sqlalchemy", "alembic", "ldap3", "msal", "apscheduler", "urllib3"):
+        logging.getLogger(name).setLevel(library_level)
+    logging.getLogger("syncd").setLevel(level)

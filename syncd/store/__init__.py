@@ -1,0 +1,1 @@
+"""The group store: schema, engine set-up, migrations and the admin operations."""

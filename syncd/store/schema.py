@@ -1,0 +1,250 @@
+"""The application's group domain and syncd's own state, as SQLAlchemy 2.x models.
+
+The ORM classes serve the admin commands; the sync path uses their ``__table__`` with Core.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ROLES = ("owner", "facilitator", "member")
+MEMBER_STATUSES = ("accepted", "pending", "invited", "declined", "rejected", "deactivated",
+                   "left")
+USER_STATUSES = ("active", "deactivated")
+GROUP_KINDS = ("standard", "open")
+ORIGINS = ("sync", "manual")
+
+
+def new_id() -> str:
+    """A stable id for a new row."""
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    """Now, in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if value is not None and dialect.name == "sqlite":
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    """The declarative base; its metadata is what Alembic migrates."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class User(Base):
+    """A person known to the application, internal or external."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_name: Mapped[str] = mapped_column(String(255), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    external: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    source: Mapped[str | None] = mapped_column(String(64), doc="connector that created it")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    external_ids: Mapped[list[UserExternalId]] = relationship(
+        back_populates="user", cascade="all, delete-orphan")
+
+
+class UserExternalId(Base):
+    """A user's id in one source (a directory's entryUUID or objectGUID)."""
+
+    __tablename__ = "user_external_ids"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(255))
+
+    user: Mapped[User] = relationship(back_populates="external_ids")
+
+
+class Group(Base):
+    """An application group; ``id`` is the stable Group ID an API or SSO mapping reuses."""
+
+    __tablename__ = "groups"
+    __table_args__ = (
+        UniqueConstraint("organisation", "name"),
+        Index("ix_groups_source_external_id", "source", "external_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    icon: Mapped[str | None] = mapped_column(String(1024))
+    kind: Mapped[str] = mapped_column(String(16), default="standard")
+    organisation: Mapped[str] = mapped_column(String(255), default="default")
+    managed: Mapped[bool] = mapped_column(Boolean, default=False,
+                                          doc="written by sync (it may change or delete it)")
+    source: Mapped[str | None] = mapped_column(String(64))
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    rule: Mapped[str | None] = mapped_column(String(255))
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="group", cascade="all, delete-orphan", passive_deletes=True)
+
+
+class Membership(Base):
+    """A user's membership of a group, with role, status and who made it."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (Index("ix_memberships_user_id", "user_id"),)
+
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(64), default="member")
+    status: Mapped[str] = mapped_column(String(16), default="accepted")
+    origin: Mapped[str] = mapped_column(String(16), default="manual")
+    source: Mapped[str | None] = mapped_column(String(64))
+    rule: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    group: Mapped[Group] = relationship(back_populates="memberships")
+    user: Mapped[User] = relationship()
+
+
+class Resource(Base):
+    """A space, channel or course; its audience is groups, so access follows membership."""
+
+    __tablename__ = "resources"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    type: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    audience: Mapped[list[Group]] = relationship(secondary="resource_audiences")
+
+
+class ResourceAudience(Base):
+    """One audience group of a resource."""
+
+    __tablename__ = "resource_audiences"
+
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("resources.id", ondelete="CASCADE"), primary_key=True)
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Run(Base):
+    """One sync run of one connector."""
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_connector_started", "connector", "started"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    connector: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(16))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    started: Mapped[datetime] = mapped_column(default=utcnow)
+    finished: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Cursor(Base):
+    """A connector's delta cursor (opaque to the engine)."""
+
+    __tablename__ = "cursors"
+
+    connector: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AuditRecord(Base):
+    """One audit record (CONTRACT section 5)."""
+
+    __tablename__ = "audit"
+    __table_args__ = (
+        Index("ix_audit_ts", "ts"),
+        Index("ix_audit_run_id", "run_id"),
+        Index("ix_audit_group", "group_name"),
+        Index("ix_audit_user", "user_name"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    ts: Mapped[datetime]
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    actor: Mapped[str] = mapped_column(String(255))
+    op: Mapped[str] = mapped_column(String(32))
+    group_name: Mapped[str | None] = mapped_column(String(255))
+    user_name: Mapped[str | None] = mapped_column(String(255))
+    rule: Mapped[str | None] = mapped_column(String(255))
+    source: Mapped[str | None] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Lease(Base):
+    """A named lease, so that only one of several instances runs a connector at a time."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime]
+
+
+tables = Base.metadata.tables
