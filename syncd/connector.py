@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from syncd.config.base import Model
 from syncd.config.types import Cron, Duration
+from syncd.source import Delta, Snapshot
 
 ENTRY_POINT_GROUP = "syncd.connectors"
 
@@ -39,10 +41,41 @@ class ConnectorConfig(Model):
 
 
 class Connector:
-    """Base class of connectors; subclasses set ``type_name`` and ``config_model``."""
+    """Base class of connectors; subclasses set ``type_name`` and ``config_model``.
+
+    A connector is made per run with its validated config, the directory relative paths
+    are resolved against, and the set of source-group attribute names (lower case) that the
+    rules use, so that it fetches only those.
+    """
 
     type_name: ClassVar[str]
     config_model: ClassVar[type[ConnectorConfig]]
+    supports_delta: ClassVar[bool] = False
+
+    def __init__(self, config: ConnectorConfig, *, base_dir: Path,
+                 needed_attributes: frozenset[str] = frozenset()) -> None:
+        self.config = config
+        self.base_dir = base_dir
+        self.needed_attributes = needed_attributes
+
+    def normalise_ref(self, value: str) -> str:
+        """The ref for a value written in a rule or a DN-valued attribute (e.g. a DN)."""
+        return value
+
+    def snapshot(self) -> Snapshot:
+        """A complete pull of users and groups in scope (streams; raise SourceError)."""
+        raise NotImplementedError
+
+    def delta(self, cursor: dict[str, Any]) -> Delta | None:
+        """Changes since ``cursor``, or None when a full snapshot is needed instead."""
+        return None
+
+    def test_connection(self) -> dict[str, Any]:
+        """Connect, count groups and users in scope, and report timings."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections."""
 
 
 def _load(spec: str) -> type[Connector]:

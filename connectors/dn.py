@@ -1,0 +1,53 @@
+"""DN normalisation: one spelling per DN, so member references match entries reliably."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from ldap3.core.exceptions import LDAPInvalidDnError
+from ldap3.utils.dn import escape_rdn, parse_dn
+
+_HEX_ESCAPE = re.compile(r"\\([0-9A-Fa-f]{2})|\\(.)")
+
+
+def _unescape(value: str) -> str:
+    """Undo RFC 4514 escapes (``\\,`` and ``\\2C``) into the plain value."""
+    raw = bytearray()
+    pos = 0
+    for m in _HEX_ESCAPE.finditer(value):
+        raw += value[pos:m.start()].encode("utf-8")
+        raw += bytes([int(m.group(1), 16)]) if m.group(1) else m.group(2).encode("utf-8")
+        pos = m.end()
+    raw += value[pos:].encode("utf-8")
+    return raw.decode("utf-8", errors="replace")
+
+
+@lru_cache(maxsize=65536)
+def normalise_dn(dn: str) -> str:
+    """Lower-case attribute types and values, canonical escapes, no stray spaces.
+
+    Naming attributes in practice (cn, ou, dc, uid, o, l) compare case-insensitively, so
+    values are folded too. Raises ValueError for a string that is not a DN.
+    """
+    text = dn.strip()
+    if not text:
+        return ""
+    try:
+        parts = parse_dn(text, escape=False, strip=True)
+    except LDAPInvalidDnError as exc:
+        raise ValueError(f"invalid DN {dn!r}: {exc}") from None
+    rdns: list[list[str]] = [[]]
+    for attr, value, sep in parts:
+        plain = _unescape(value.strip()).casefold()
+        rdns[-1].append(f"{attr.strip().lower()}={escape_rdn(plain)}")
+        if sep == ",":
+            rdns.append([])
+    return ",".join("+".join(sorted(avas)) for avas in rdns if avas)
+
+
+def is_under(dn: str, base: str) -> bool:
+    """True when normalised ``dn`` equals normalised ``base`` or lies below it."""
+    if not base:
+        return True
+    return dn == base or dn.endswith("," + base)

@@ -1,0 +1,72 @@
+"""What connectors produce: source users and groups, streamed as a snapshot or a delta.
+
+Member references (``SourceGroup.members``) are *refs*: the connector's normalised key of
+another entry (a normalised DN for LDAP, an object id for Graph). A ref of the form
+``name:USER`` points at a user by user name (posixGroup's memberUid). Each user and group
+carries its own ``ref``; the engine resolves references through those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+NAME_REF_PREFIX = "name:"
+
+
+@dataclass(slots=True)
+class SourceUser:
+    """A user as the source sees it."""
+
+    external_id: str
+    ref: str
+    user_name: str
+    email: str | None = None
+    display_name: str | None = None
+    disabled: bool = False
+    external: bool = False
+
+
+@dataclass(slots=True)
+class SourceGroup:
+    """A group as the source sees it.
+
+    ``attributes`` holds only the attributes the rules use, keyed by lower-case name.
+    ``owners`` are refs of owners the source itself records (Graph); LDAP owners come from
+    attributes named in rules.
+    """
+
+    external_id: str
+    ref: str
+    dn: str
+    name: str
+    description: str = ""
+    attributes: dict[str, list[str]] = field(default_factory=dict)
+    members: list[str] = field(default_factory=list)
+    owners: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Snapshot:
+    """A complete pull: iterating both streams to the end without error means complete.
+
+    The iterators raise ``SourceError`` on any failure (unreachable, a page lost, a limit
+    exceeded); the engine then fails the run and changes nothing.
+    """
+
+    users: Iterable[SourceUser]
+    groups: Iterable[SourceGroup]
+    cursor: dict[str, Any] | None = None
+
+
+@dataclass
+class Delta:
+    """Changes since a cursor: changed or new entries, removed external ids, the new cursor."""
+
+    users: Iterable[SourceUser]
+    groups: Iterable[SourceGroup]
+    removed_users: Iterable[str]
+    removed_groups: Iterable[str]
+    cursor: dict[str, Any]
+
