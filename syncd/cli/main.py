@@ -14,6 +14,7 @@ from syncd.cli.admin import groups, members, users
 from syncd.cli.app import App
 from syncd.cli.config import check_config, config_group
 from syncd.cli.store import audit, db
+from syncd.cli.sync import apply_cmd, explain, status, sync
 from syncd.errors import EXIT_RUNTIME, EXIT_USAGE, ConfigError, SyncdError
 
 ISSUES_URL = "the syncd issue tracker"
@@ -62,6 +63,10 @@ def cli(ctx: click.Context, config_path: str | None, log_format: str, verbose: i
     ctx.obj = App(config_path)
 
 
+cli.add_command(sync)
+cli.add_command(apply_cmd)
+cli.add_command(explain)
+cli.add_command(status)
 cli.add_command(check_config)
 cli.add_command(config_group)
 cli.add_command(db)

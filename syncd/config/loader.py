@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr, TypeAdapter, ValidationError
 
 from syncd import secrets
 from syncd.config.model import Config, config_model
+from syncd.config.rules import Rule
 from syncd.config.yamlpos import Mark, Positions, YamlError, load
 from syncd.config.yamlpos import Path as DataPath
 from syncd.errors import ConfigError
@@ -95,6 +96,8 @@ def _message(err: Any, path: DataPath) -> str:
     if kind == "extra_forbidden":
         parent = ".".join(str(p) for p in path[:-1]) or "the top level"
         return f"unknown key {str(err['loc'][-1])!r} in {parent}"
+    if kind == "union_tag_not_found":  # a connector without ``type``
+        return f"missing required key 'type' in {field}"
     if kind == "missing":
         missing = str(err["loc"][-1]).rstrip("_")
         where = field if path else "the top level"
@@ -178,6 +181,80 @@ def _cross_checks(data: dict[str, Any], pos: Positions) -> list[tuple[Mark, str]
     return out
 
 
+def _validate(model: Any, data: Any, pos: Positions, problems: list[tuple[Mark, str]],
+              prefix: DataPath = ()) -> Any:
+    """Validate ``data`` with a model or TypeAdapter; add each error with its position."""
+    try:
+        if isinstance(model, TypeAdapter):
+            return model.validate_python(data)
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            path = _data_path(tuple(err["loc"]), data)
+            if err["type"] == "union_tag_invalid":
+                path = _data_path((*path, "type"), data)
+            full = (*prefix, *path)
+            problems.append((_position(err, full, pos), _message(err, full)))
+    return None
+
+
+def _raise_problems(file: Path, problems: list[tuple[Mark, str]]) -> None:
+    if not problems:
+        return
+    seen: set[str] = set()
+    lines = []
+    for mark, msg in sorted(problems, key=lambda p: (p[0].line, p[0].col)):
+        line = secrets.redact(f"{file}:{mark.line}:{mark.col}: {msg}")
+        if line not in seen:
+            seen.add(line)
+            lines.append(line)
+    raise ConfigError(lines)
+
+
+def load_rules_file(path: Path, cfg: Config) -> list[Rule]:
+    """Rules from a separate file (a list, or a mapping with ``rules:``), checked against
+    the config's connectors and roles as the config's own rules are."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw, pos, structural = load(text)
+    except OSError as exc:
+        raise ConfigError([f"{path}:1:1: cannot read the rules file: {exc.strerror}"]) from None
+    except YamlError as exc:
+        raise ConfigError([f"{path}:{exc.mark.line}:{exc.mark.col}: {exc}"]) from None
+    problems = list(structural)
+    prefix: DataPath = ()
+    if isinstance(raw, dict) and "rules" in raw:
+        raw, prefix = raw["rules"], ("rules",)
+    if not isinstance(raw, list):
+        raise ConfigError([f"{path}:1:1: expected a list of rules, or a mapping with 'rules'"])
+    rules = _validate(TypeAdapter(list[Rule]), raw, pos, problems, prefix)
+    shaped = {"connectors": [{"name": c.name} for c in cfg.connectors],
+              "custom_roles": list(cfg.custom_roles), "rules": raw}
+    problems += [(m, msg) for m, msg in _cross_checks(shaped, _Shifted(pos, prefix))]
+    _raise_problems(path, problems)
+    assert rules is not None
+    return list(rules)
+
+
+class _Shifted(Positions):
+    """Positions of a rules list found under ``prefix`` in its own file."""
+
+    def __init__(self, inner: Positions, prefix: DataPath) -> None:
+        super().__init__(inner.values, inner.keys)
+        self.prefix = prefix
+
+    def _shift(self, path: DataPath) -> DataPath:
+        if path[:1] == ("rules",):
+            return (*self.prefix, *path[1:])
+        return path
+
+    def of_value(self, path: DataPath) -> Mark:
+        return super().of_value(self._shift(path))
+
+    def of_key(self, path: DataPath) -> Mark:
+        return super().of_key(self._shift(path))
+
+
 def parse_config(text: str, file: Path) -> Config:
     """Validate config text; raise ConfigError with every problem as FILE:LINE:COL: message."""
     try:
@@ -194,24 +271,8 @@ def parse_config(text: str, file: Path) -> Config:
     data = _interpolate(raw, (), file.parent, errors, interpolated)
     problems += [(pos.of_value(p), msg) for p, msg in errors]
     problems += _cross_checks(data, pos)
-    cfg: Config | None = None
-    try:
-        cfg = config_model().model_validate(data)
-    except ValidationError as exc:
-        for err in exc.errors():
-            path = _data_path(tuple(err["loc"]), data)
-            if err["type"] == "union_tag_invalid":
-                path = _data_path((*path, "type"), data)
-            problems.append((_position(err, path, pos), _message(err, path)))
-    if problems:
-        seen: set[str] = set()
-        lines = []
-        for mark, msg in sorted(problems, key=lambda p: (p[0].line, p[0].col)):
-            line = secrets.redact(f"{file}:{mark.line}:{mark.col}: {msg}")
-            if line not in seen:
-                seen.add(line)
-                lines.append(line)
-        raise ConfigError(lines)
+    cfg: Config | None = _validate(config_model(), data, pos, problems)
+    _raise_problems(file, problems)
     assert cfg is not None
     cfg._path = file.resolve()
     secrets.register_all(cfg)

@@ -47,7 +47,7 @@ def check_ldap_filter(v: str) -> str:
     return text
 
 
-TEMPLATE_FIELDS = {"name", "description", "dn", "id", "attr"}
+TEMPLATE_FIELDS = {"name", "description", "dn", "id"}
 
 
 def _check_template(v: str) -> str:
@@ -55,17 +55,17 @@ def _check_template(v: str) -> str:
         parsed = list(string.Formatter().parse(v))
     except ValueError as exc:
         raise ValueError(f"invalid template {v!r}: {exc}") from None
-    for _, fname, _, _ in parsed:
+    for _, fname, spec, conversion in parsed:
         if fname is None:
             continue
-        root = re.split(r"[.\[]", fname, maxsplit=1)[0]
-        if root not in TEMPLATE_FIELDS:
+        if fname not in TEMPLATE_FIELDS and not re.fullmatch(r"attr\[[^\[\].{}]+\]", fname):
             raise ValueError(
                 f"unknown template field {{{fname}}} in {v!r}: use "
                 "{name}, {description}, {dn}, {id} or {attr[NAME]}"
             )
-        if root == "attr" and not re.fullmatch(r"attr\[[^\]]+\]", fname):
-            raise ValueError(f"template field {{{fname}}} must be written {{attr[NAME]}}")
+        if spec or conversion:
+            raise ValueError(f"template field {{{fname}}} in {v!r} takes no format or "
+                             "conversion")
     return v
 
 

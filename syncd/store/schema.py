@@ -65,9 +65,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value
+        if value is None:
+            return None
+        # PostgreSQL answers in the session's time zone, which need not be UTC.
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -185,13 +186,13 @@ class ResourceAudience(Base):
 
 
 class Run(Base):
-    """One sync run of one connector."""
+    """One connector's part of a sync run (a run over several connectors has one row each)."""
 
     __tablename__ = "runs"
     __table_args__ = (Index("ix_runs_connector_started", "connector", "started"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    connector: Mapped[str] = mapped_column(String(64))
+    connector: Mapped[str] = mapped_column(String(64), primary_key=True)
     mode: Mapped[str] = mapped_column(String(16))
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     started: Mapped[datetime] = mapped_column(default=utcnow)
@@ -245,6 +246,29 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     holder: Mapped[str] = mapped_column(String(255))
     expires_at: Mapped[datetime]
+
+
+
+class MirrorUser(Base):
+    """A user of a connector's last complete snapshot (for deltas, offline plans, explain)."""
+
+    __tablename__ = "mirror_users"
+
+    connector: Mapped[str] = mapped_column(String(64), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class MirrorGroup(Base):
+    """A group of a connector's last complete snapshot, with its member refs."""
+
+    __tablename__ = "mirror_groups"
+
+    connector: Mapped[str] = mapped_column(String(64), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 tables = Base.metadata.tables

@@ -1,0 +1,186 @@
+"""The source index: a complete snapshot held compactly, with references resolved.
+
+Member references are interned as they stream in (each distinct ref string is kept once)
+and resolved to user and group positions once both streams are read, so that a directory
+with millions of memberships costs a few bytes per membership.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from syncd.source import NAME_REF_PREFIX, SourceGroup, SourceUser
+
+
+@dataclass
+class Resolved:
+    """A group's direct members, resolved: user positions, group positions, dangling refs."""
+
+    users: array[int] = field(default_factory=lambda: array("i"))
+    groups: array[int] = field(default_factory=lambda: array("i"))
+    dangling: list[str] = field(default_factory=list)
+
+
+class SourceIndex:
+    """Users and groups of one connector's complete snapshot, with resolved members."""
+
+    def __init__(self) -> None:
+        self.users: list[SourceUser] = []
+        self.groups: list[SourceGroup] = []
+        self.members: list[Resolved] = []
+        self.owners: list[Resolved] = []
+        self._user_by_ref: dict[str, int] = {}
+        self._user_by_name: dict[str, int] = {}
+        self._group_by_ref: dict[str, int] = {}
+        self._group_by_id: dict[str, int] = {}
+        self._group_by_name: dict[str, list[int]] = {}
+        self._refs: dict[str, int] = {}
+        self._ref_list: list[str] = []
+        self._raw_members: list[array[int]] = []
+        self._raw_owners: list[array[int]] = []
+
+    # -- building ---------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, users: Iterable[SourceUser], groups: Iterable[SourceGroup]) -> SourceIndex:
+        """Read both streams to the end and resolve every reference."""
+        index = cls()
+        for user in users:
+            index.add_user(user)
+        for group in groups:
+            index.add_group(group)
+        index.resolve()
+        return index
+
+    def _intern(self, ref: str) -> int:
+        n = self._refs.get(ref)
+        if n is None:
+            n = self._refs[ref] = len(self._ref_list)
+            self._ref_list.append(ref)
+        return n
+
+    def add_user(self, user: SourceUser) -> None:
+        """Add one user (a later duplicate of the same external id replaces it)."""
+        self._user_by_ref.setdefault(user.ref, len(self.users))
+        self._user_by_name.setdefault(user.user_name, len(self.users))
+        self.users.append(user)
+
+    def add_group(self, group: SourceGroup) -> None:
+        """Add one group; its member refs are interned and its ``members`` list dropped."""
+        pos = len(self.groups)
+        self._group_by_ref.setdefault(group.ref, pos)
+        self._group_by_id.setdefault(group.external_id, pos)
+        self._group_by_name.setdefault(group.name.casefold(), []).append(pos)
+        self._raw_members.append(array("i", (self._intern(r) for r in group.members)))
+        self._raw_owners.append(array("i", (self._intern(r) for r in group.owners)))
+        group.members = []
+        group.owners = []
+        self.groups.append(group)
+
+    def _resolve_list(self, raw: array[int]) -> Resolved:
+        out = Resolved()
+        seen_u: set[int] = set()
+        seen_g: set[int] = set()
+        for n in raw:
+            ref = self._ref_list[n]
+            kind, pos = self.lookup(ref)
+            if kind == "user" and pos not in seen_u:
+                seen_u.add(pos)
+                out.users.append(pos)
+            elif kind == "group" and pos not in seen_g:
+                seen_g.add(pos)
+                out.groups.append(pos)
+            elif kind is None:
+                out.dangling.append(ref)
+        return out
+
+    def resolve(self) -> None:
+        """Resolve every group's member and owner references."""
+        self.members = [self._resolve_list(raw) for raw in self._raw_members]
+        self.owners = [self._resolve_list(raw) for raw in self._raw_owners]
+        self._raw_members = []
+        self._raw_owners = []
+        self._refs = {}
+        self._ref_list = []
+
+    # -- look-ups ---------------------------------------------------------------------------
+
+    def lookup(self, ref: str) -> tuple[str | None, int]:
+        """Resolve one ref to ("user", position), ("group", position) or (None, -1)."""
+        if ref.startswith(NAME_REF_PREFIX):
+            pos = self._user_by_name.get(ref[len(NAME_REF_PREFIX):])
+            return ("user", pos) if pos is not None else (None, -1)
+        pos = self._user_by_ref.get(ref)
+        if pos is not None:
+            return "user", pos
+        pos = self._group_by_ref.get(ref)
+        if pos is not None:
+            return "group", pos
+        return None, -1
+
+    def find_group(self, value: str, ref: str | None = None) -> int | None:
+        """A group by ref (normalised DN), external id, or name (unique names only)."""
+        for key, table in ((ref, self._group_by_ref), (value, self._group_by_id)):
+            if key is not None and key in table:
+                return table[key]
+        named = self._group_by_name.get(value.casefold(), [])
+        return named[0] if len(named) == 1 else None
+
+    def group_by_external_id(self, external_id: str) -> int | None:
+        """A group's position from its external id."""
+        return self._group_by_id.get(external_id)
+
+    def member_refs(self, pos: int) -> Iterator[str]:
+        """The direct member refs of a group, as the connector gave them (for the mirror)."""
+        res = self.members[pos]
+        yield from (self.users[u].ref for u in res.users)
+        yield from (self.groups[g].ref for g in res.groups)
+        yield from res.dangling
+
+    def owner_refs(self, pos: int) -> Iterator[str]:
+        """The owner refs of a group."""
+        res = self.owners[pos]
+        yield from (self.users[u].ref for u in res.users)
+        yield from (self.groups[g].ref for g in res.groups)
+        yield from res.dangling
+
+    def flatten(self, pos: int, nested: bool) -> tuple[set[int], list[list[int]]]:
+        """The users of a group, through nested groups when ``nested``; and cycles met.
+
+        A cycle is reported as the list of group positions that form it.
+        """
+        users: set[int] = set(self.members[pos].users)
+        if not nested:
+            return users, []
+        cycles: list[list[int]] = []
+        stack: list[tuple[int, int]] = [(pos, 0)]
+        path: list[int] = [pos]
+        on_path = {pos}
+        done: set[int] = {pos}
+        while stack:
+            g, i = stack[-1]
+            subgroups = self.members[g].groups
+            if i < len(subgroups):
+                stack[-1] = (g, i + 1)
+                child = subgroups[i]
+                if child in on_path:
+                    cycles.append(path[path.index(child):])
+                    continue
+                if child in done:
+                    continue
+                done.add(child)
+                users.update(self.members[child].users)
+                stack.append((child, 0))
+                path.append(child)
+                on_path.add(child)
+            else:
+                stack.pop()
+                on_path.discard(path.pop())
+        return users, cycles
+
+    def direct_count(self, pos: int) -> int:
+        """Direct member references that resolve to a user or a group."""
+        res = self.members[pos]
+        return len(res.users) + len(res.groups)

@@ -1,0 +1,161 @@
+"""The mirror: each connector's last complete snapshot, kept in the store.
+
+It lets a delta be applied to the last full picture, lets ``sync --offline`` and ``explain``
+work without the source, and gives the shrink guard its reference count. Rows carry a
+digest, so a re-run rewrites only the entries that changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+
+from syncd.index import SourceIndex
+from syncd.source import Delta, SourceGroup, SourceUser
+from syncd.store.schema import tables
+
+MIRROR_USERS = tables["mirror_users"]
+MIRROR_GROUPS = tables["mirror_groups"]
+BATCH = 2000
+
+
+def _user_data(u: SourceUser) -> dict[str, Any]:
+    return {"ref": u.ref, "user_name": u.user_name, "email": u.email,
+            "display_name": u.display_name, "disabled": u.disabled, "external": u.external}
+
+
+def _group_data(index: SourceIndex, pos: int) -> dict[str, Any]:
+    g = index.groups[pos]
+    return {"ref": g.ref, "dn": g.dn, "name": g.name, "description": g.description,
+            "attributes": g.attributes, "members": list(index.member_refs(pos)),
+            "owners": list(index.owner_refs(pos))}
+
+
+def _digest(data: dict[str, Any]) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def group_count(conn: Connection, connector: str) -> int | None:
+    """Groups in the connector's last complete snapshot; None when there is none."""
+    n = conn.execute(select(func.count()).select_from(MIRROR_GROUPS)
+                     .where(MIRROR_GROUPS.c.connector == connector)).scalar_one()
+    if n:
+        return int(n)
+    users = conn.execute(select(func.count()).select_from(MIRROR_USERS)
+                         .where(MIRROR_USERS.c.connector == connector)).scalar_one()
+    return 0 if users else None
+
+
+def iter_users(conn: Connection, connector: str) -> Iterator[SourceUser]:
+    """The mirrored users of a connector."""
+    t = MIRROR_USERS.c
+    rows = conn.execution_options(yield_per=5000).execute(
+        select(t.external_id, t.data).where(t.connector == connector).order_by(t.external_id))
+    for external_id, data in rows:
+        yield SourceUser(external_id=external_id, **data)
+
+
+def iter_groups(conn: Connection, connector: str) -> Iterator[SourceGroup]:
+    """The mirrored groups of a connector."""
+    t = MIRROR_GROUPS.c
+    rows = conn.execution_options(yield_per=1000).execute(
+        select(t.external_id, t.data).where(t.connector == connector).order_by(t.external_id))
+    for external_id, data in rows:
+        yield SourceGroup(external_id=external_id, **data)
+
+
+def with_delta(conn: Connection, connector: str, delta: Delta,
+               ) -> tuple[Iterable[SourceUser], Iterable[SourceGroup]]:
+    """The mirror with a delta laid over it: the current complete picture, as streams."""
+    changed_users = {u.external_id: u for u in delta.users}
+    changed_groups = {g.external_id: g for g in delta.groups}
+    removed_users = set(delta.removed_users)
+    removed_groups = set(delta.removed_groups)
+
+    def users() -> Iterator[SourceUser]:
+        for u in iter_users(conn, connector):
+            if u.external_id not in removed_users and u.external_id not in changed_users:
+                yield u
+        yield from changed_users.values()
+
+    def groups() -> Iterator[SourceGroup]:
+        for g in iter_groups(conn, connector):
+            if g.external_id not in removed_groups and g.external_id not in changed_groups:
+                yield g
+        yield from changed_groups.values()
+
+    return users(), groups()
+
+
+def _sync_table(conn: Connection, table: Any, connector: str,
+                entries: Iterator[tuple[str, dict[str, Any]]]) -> int:
+    """Bring one mirror table in line with ``entries``; return rows written or deleted."""
+    t = table.c
+    have: dict[str, str] = dict(conn.execute(
+        select(t.external_id, t.digest).where(t.connector == connector)).tuples().all())
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    touched = 0
+
+    def flush() -> None:
+        nonlocal inserts, updates
+        if inserts:
+            conn.execute(insert(table), inserts)
+        if updates:
+            conn.execute(update(table).where(t.connector == connector,
+                                             t.external_id == bindparam("eid"))
+                         .values(digest=bindparam("d"), data=bindparam("j")), updates)
+        inserts, updates = [], []
+
+    for external_id, data in entries:
+        digest = _digest(data)
+        old = have.pop(external_id, None)
+        if old == digest:
+            continue
+        touched += 1
+        if old is None:
+            inserts.append({"connector": connector, "external_id": external_id,
+                            "digest": digest, "data": data})
+        else:
+            updates.append({"eid": external_id, "d": digest, "j": data})
+        if len(inserts) + len(updates) >= BATCH:
+            flush()
+    flush()
+    gone = list(have)
+    for i in range(0, len(gone), BATCH):
+        conn.execute(delete(table).where(t.connector == connector,
+                                         t.external_id.in_(gone[i:i + BATCH])))
+    return touched + len(gone)
+
+
+def store_snapshot(conn: Connection, connector: str, index: SourceIndex) -> int:
+    """Make the mirror equal the complete snapshot in ``index``; return rows touched."""
+    seen: set[str] = set()
+
+    def users() -> Iterator[tuple[str, dict[str, Any]]]:
+        for u in index.users:
+            if u.external_id not in seen:
+                seen.add(u.external_id)
+                yield u.external_id, _user_data(u)
+
+    def groups() -> Iterator[tuple[str, dict[str, Any]]]:
+        done: set[str] = set()
+        for pos, g in enumerate(index.groups):
+            if g.external_id not in done:
+                done.add(g.external_id)
+                yield g.external_id, _group_data(index, pos)
+
+    return _sync_table(conn, MIRROR_USERS, connector, users()) + _sync_table(
+        conn, MIRROR_GROUPS, connector, groups())
+
+
+def load_index(conn: Connection, connector: str) -> SourceIndex | None:
+    """The connector's mirror as a source index, or None when it has never synced."""
+    if group_count(conn, connector) is None:
+        return None
+    return SourceIndex.build(iter_users(conn, connector), iter_groups(conn, connector))

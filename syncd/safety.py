@@ -1,0 +1,53 @@
+"""Safety checks on a connector's plan, before anything is applied."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from syncd.config.model import SafetyConfig
+from syncd.config.rules import Rule
+from syncd.config.types import resolve_limit
+from syncd.plan import Blocked, ConnectorPlan
+
+DELETE_OPS = ("delete_group", "archive_group")
+REMOVE_OPS = ("remove_member",)
+
+
+def _limit_check(cp: ConnectorPlan, check: str, ops: tuple[str, ...], global_limit: int | str
+                 | None, rules: dict[str, Rule], managed_total: int, by_rule_index: int,
+                 ) -> list[Blocked]:
+    per_rule: Counter[str] = Counter(
+        getattr(c, "rule", "") for c in cp.changes if c.op in ops)
+    out = []
+    rest = 0
+    for rule_name, planned in sorted(per_rule.items()):
+        rule = rules.get(rule_name)
+        override = getattr(rule.safety, check) if rule and rule.safety else None
+        if override is None:
+            rest += planned
+            continue
+        managed = cp.managed_by_rule.get(rule_name, (0, 0))[by_rule_index]
+        limit = resolve_limit(override, managed)
+        if limit is not None and planned > limit:
+            out.append(Blocked(check, limit, planned, f"rule {rule_name!r}"))
+    limit = resolve_limit(global_limit, managed_total)
+    if limit is not None and rest > limit:
+        out.append(Blocked(check, limit, rest))
+    return out
+
+
+def check(cp: ConnectorPlan, safety: SafetyConfig, rules: list[Rule],
+          last_snapshot_groups: int | None) -> list[Blocked]:
+    """Every tripped check of a connector's plan (empty when it may be applied)."""
+    by_name = {r.name: r for r in rules}
+    out = _limit_check(cp, "max_group_deletes", DELETE_OPS, safety.max_group_deletes,
+                       by_name, cp.managed_groups, 0)
+    out += _limit_check(cp, "max_member_removals", REMOVE_OPS, safety.max_member_removals,
+                        by_name, cp.managed_members, 1)
+    if last_snapshot_groups:
+        floor = resolve_limit(safety.shrink_guard, last_snapshot_groups) or 0
+        if cp.groups_seen < floor:
+            out.append(Blocked("shrink_guard", floor, cp.groups_seen,
+                               f"the source returned {cp.groups_seen} groups, its last "
+                               f"complete snapshot had {last_snapshot_groups}"))
+    return out
