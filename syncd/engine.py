@@ -185,6 +185,7 @@ class SyncEngine:
                 self._record_outcome(run_id, cp, started_at, "run_failed")
         except SyncdError:
             raise
+        progress(name, "done", 0, None)
         counts = dict(cp.counts())
         log.info("sync.run", mode=cp.mode, status=cp.status, dry_run=result.dry_run,
                  groups_seen=cp.groups_seen, users_seen=cp.users_seen, changes=counts,
@@ -225,6 +226,7 @@ class SyncEngine:
                 self._record_outcome(run_id, cp, started_at, "run_blocked")
                 return
             try:
+                opts.progress and opts.progress(name, "applying", 0, len(cp.changes))
                 Applier(conn, name, run_id, self.audit, existing,
                         progress=_counting(opts.progress, name, len(cp.changes))
                         ).apply(cp.changes)

@@ -1,0 +1,160 @@
+"""Benchmark of the sync engine on synthetic LDIF directories: plan, apply, re-plan, memory.
+
+    python bench/engine.py --size medium            # or small, large
+    python bench/engine.py --size large --store postgresql+psycopg://postgres@127.0.0.1/test
+
+Each scenario runs in a fresh process so that its peak memory is its own. Phases are timed
+through the engine's progress hook: reading the source (LDIF parse and index), planning
+(store read, rules and diff, safety) and applying (one transaction, audit and mirror).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+TARGETS = {  # issue targets on the large set (2M memberships)
+    "plan": ("rules and diff", 5.0),
+    "first_apply": ("first apply into an empty SQLite store", 30.0),
+    "replan": ("no-change re-plan (rules and diff)", 5.0),
+}
+
+CONFIG = """\
+version: 1
+store: {{url: "{store}"}}
+connectors:
+  - name: bench
+    type: ldif
+    path: {ldif}
+    attributes:
+      user_disabled: {{name: nsAccountLock, equals: "TRUE"}}
+rules:
+  - name: skip-builtin
+    when: {{dn: {{under: "ou=builtin,ou=groups,dc=example,dc=org"}}}}
+    action: skip
+  - name: all
+    roles: {{owner: {{attribute: owner}}}}
+"""
+
+
+def scenario(config: Path, dry_run: bool) -> dict[str, Any]:
+    """Run one sync in this process and report phase times and peak memory."""
+    from syncd.audit import AuditWriter
+    from syncd.config.loader import load_config
+    from syncd.engine import RunOptions, SyncEngine, peak_memory_mib
+    from syncd.store.db import ensure_schema, open_engine, resolve_url
+
+    cfg = load_config(config)
+    engine = open_engine(resolve_url(cfg.store.url, cfg.base_dir))
+    ensure_schema(engine)
+    marks: list[tuple[str, float]] = []
+
+    def hook(_connector: str, phase: str, _done: int, _total: int | None) -> None:
+        if not marks or marks[-1][0] != phase:
+            marks.append((phase, time.perf_counter()))
+
+    result = SyncEngine(cfg, engine, AuditWriter(None)).run(
+        [], RunOptions(dry_run=dry_run, full=True, force=True, progress=hook))
+    times = {a: round(tb - ta, 2) for (a, ta), (_, tb) in zip(marks, marks[1:], strict=False)}
+    engine.dispose()
+    return {"status": result.status, "changes": len(result.plan.changes),
+            "read_s": times.get("reading source", 0.0), "plan_s": times.get("planning", 0.0),
+            "apply_s": times.get("applying", 0.0), "peak_mib": round(peak_memory_mib())}
+
+
+def run_child(config: Path, dry_run: bool) -> dict[str, Any]:
+    """One scenario in a fresh interpreter."""
+    cmd = [sys.executable, str(Path(__file__)), "--child", str(config)]
+    if dry_run:
+        cmd.append("--dry-run")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def ensure_data(size: str, data: Path) -> tuple[Path, Path]:
+    """The base LDIF and a copy with 100 groups changed, generated once."""
+    data.mkdir(parents=True, exist_ok=True)
+    base, changed = data / f"{size}.ldif", data / f"{size}-changed.ldif"
+    if not base.exists() or not changed.exists():
+        subprocess.run([sys.executable, str(HERE / "generate.py"), "--size", size, "--out",
+                        str(base), "--changes", "100", "--out-changed", str(changed)],
+                       check=True)
+    return base, changed
+
+
+def reset_store(store: str, data: Path, size: str) -> str:
+    """A fresh, empty store for the run."""
+    if store == "sqlite":
+        db = data / f"{size}.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+        return f"sqlite:///{db}"
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(store)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS syncd_bench CASCADE"))
+        conn.execute(text("CREATE SCHEMA syncd_bench"))
+    engine.dispose()
+    sep = "&" if "?" in store else "?"
+    return f"{store}{sep}options=-csearch_path%3Dsyncd_bench"
+
+
+def main() -> None:
+    """Run every scenario and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="medium", choices=["small", "medium", "large"])
+    parser.add_argument("--store", default="sqlite", help="sqlite, or a PostgreSQL URL")
+    parser.add_argument("--data-dir", type=Path, default=HERE / "data")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--dry-run", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(scenario(args.child, args.dry_run)))
+        return
+
+    base, changed = ensure_data(args.size, args.data_dir)
+    url = reset_store(args.store, args.data_dir, args.size)
+    config = args.data_dir / f"{args.size}.yaml"
+    steps = [
+        ("plan", "plan, empty store (dry run)", base, True),
+        ("first_apply", "first sync into the empty store", base, False),
+        ("replan", "no-change re-plan (dry run)", base, True),
+        ("resync", "no-change sync", base, False),
+        ("changed_plan", "100 groups changed: plan (dry run)", changed, True),
+        ("changed_apply", "100 groups changed: sync", changed, False),
+    ]
+    rows = []
+    for key, label, ldif, dry in steps:
+        config.write_text(CONFIG.format(store=url, ldif=ldif), encoding="utf-8")
+        r = run_child(config, dry)
+        rows.append((key, label, r))
+    print(f"\nsyncd engine benchmark: {args.size} set ({base.name}), store {args.store}\n")
+    head = f"{'scenario':<40} {'changes':>9} {'read':>7} {'plan':>7} {'apply':>7} {'peak':>8}"
+    print(head)
+    print("-" * len(head))
+    for _key, label, r in rows:
+        print(f"{label:<40} {r['changes']:>9} {r['read_s']:>6.2f}s {r['plan_s']:>6.2f}s "
+              f"{r['apply_s']:>6.2f}s {r['peak_mib']:>5} MiB")
+    print("\nread = LDIF parse and source index; plan = store read, rules, diff, safety;"
+          " apply = one transaction with audit rows and mirror")
+    by_key = {k: r for k, _, r in rows}
+    print("\ntargets (issue figures, for the large set):")
+    for key, (what, limit) in TARGETS.items():
+        r = by_key[key]
+        took = r["apply_s"] if key == "first_apply" else r["plan_s"]
+        print(f"  {what}: {took:.2f}s (target < {limit:.0f}s) "
+              f"{'ok' if took < limit else 'OVER'}")
+    peak = max(r["peak_mib"] for r in by_key.values())
+    print(f"  peak memory: {peak} MiB (target < 1024 MiB) {'ok' if peak < 1024 else 'OVER'}")
+
+
+if __name__ == "__main__":
+    main()
