@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, update
+from sqlalchemy import Connection, bindparam, delete, update
 
 from syncd.audit import Audit, AuditWriter
 from syncd.existing import ExistingState
@@ -22,6 +22,7 @@ from syncd.plan import (
     SetMemberStatus,
     UpdateGroup,
 )
+from syncd.store.bulk import insert_rows, timestamp
 from syncd.store.schema import new_id, tables, utcnow
 
 BATCH = 5000
@@ -32,6 +33,13 @@ USER_IDS = tables["user_external_ids"]
 MEMBERSHIPS = tables["memberships"]
 
 Progress = Callable[[int], None]
+
+USER_COLUMNS = ("id", "user_name", "email", "display_name", "external", "status", "source",
+                "created_at", "updated_at")
+GROUP_COLUMNS = ("id", "name", "description", "icon", "kind", "organisation", "managed",
+                 "source", "external_id", "rule", "archived", "created_at", "updated_at")
+MEMBER_COLUMNS = ("group_id", "user_id", "role", "status", "origin", "source", "rule",
+                  "created_at", "updated_at")
 
 
 def _batches(items: list[Any]) -> Iterator[list[Any]]:
@@ -83,39 +91,36 @@ class Applier:
                     self.progress(len(batch))
         self.audit.flush_rows(self.conn)
 
+    def _now(self) -> Any:
+        return timestamp(self.conn.dialect, utcnow())
+
     def _create_users(self, batch: list[CreateUser]) -> None:
-        now = utcnow()
+        now = self._now()
         rows, ext = [], []
         for c in batch:
             uid = new_id()
             self.user_ids[c.user] = uid
-            rows.append({"id": uid, "user_name": c.user, "email": c.email,
-                         "display_name": c.display_name, "external": c.external,
-                         "status": "active", "source": self.connector, "created_at": now,
-                         "updated_at": now})
+            rows.append((uid, c.user, c.email, c.display_name, c.external, "active",
+                         self.connector, now, now))
             if c.external_id:
-                ext.append({"user_id": uid, "source": self.connector,
-                            "external_id": c.external_id})
+                ext.append((uid, self.connector, c.external_id))
             self._record(c, user=c.user, after={"email": c.email, "external": c.external})
-        self.conn.execute(insert(USERS), rows)
-        if ext:
-            self.conn.execute(insert(USER_IDS), ext)
+        insert_rows(self.conn, USERS, USER_COLUMNS, rows)
+        insert_rows(self.conn, USER_IDS, ("user_id", "source", "external_id"), ext)
 
     def _create_groups(self, batch: list[CreateGroup]) -> None:
-        now = utcnow()
+        now = self._now()
         rows = []
         for c in batch:
             gid = new_id()
             self.group_ids[c.key] = gid
-            rows.append({"id": gid, "name": c.group, "description": c.attributes["description"],
-                         "icon": c.attributes.get("icon"), "kind": c.attributes["kind"],
-                         "organisation": c.attributes["organisation"], "managed": True,
-                         "source": self.connector, "external_id": c.external_id,
-                         "rule": c.rule, "archived": False, "created_at": now,
-                         "updated_at": now})
+            a = c.attributes
+            rows.append((gid, c.group, a["description"], a.get("icon"), a["kind"],
+                         a["organisation"], True, self.connector, c.external_id, c.rule,
+                         False, now, now))
             self._record(c, group=c.group, after={"id": gid, "external_id": c.external_id,
-                                                  **c.attributes})
-        self.conn.execute(insert(GROUPS), rows)
+                                                  **a})
+        insert_rows(self.conn, GROUPS, GROUP_COLUMNS, rows)
 
     def _update_groups(self, batch: list[UpdateGroup]) -> None:
         now = utcnow()
@@ -127,16 +132,14 @@ class Applier:
                          before={k: v["old"] for k, v in c.fields.items()}, after=values)
 
     def _add_members(self, batch: list[AddMember]) -> None:
-        now = utcnow()
+        now = self._now()
         rows = []
         for c in batch:
-            rows.append({"group_id": self._gid(c.key), "user_id": self.user_ids[c.user],
-                         "role": c.role, "status": c.status, "origin": "sync",
-                         "source": self.connector, "rule": c.rule, "created_at": now,
-                         "updated_at": now})
+            rows.append((self._gid(c.key), self.user_ids[c.user], c.role, c.status, "sync",
+                         self.connector, c.rule, now, now))
             self._record(c, group=c.group, user=c.user,
                          after={"role": c.role, "status": c.status})
-        self.conn.execute(insert(MEMBERSHIPS), rows)
+        insert_rows(self.conn, MEMBERSHIPS, MEMBER_COLUMNS, rows)
 
     def _member_update(self, batch: list[ChangeRole] | list[SetMemberStatus],
                        column: str) -> None:

@@ -11,11 +11,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, Dialect
 
+from syncd.store.bulk import insert_rows, json_value, timestamp
 from syncd.store.schema import tables
 
 _TABLE = tables["audit"]
+ROW_COLUMNS = ("ts", "run_id", "actor", "op", "group_name", "user_name", "rule", "source",
+               "before", "after", "extra")
 
 
 def cli_actor() -> str:
@@ -58,14 +61,11 @@ class Audit:
             out["extra"] = self.extra
         return out
 
-    def to_row(self) -> dict[str, Any]:
-        """The record as a row of the ``audit`` table."""
-        return {
-            "ts": self.ts, "run_id": self.run_id, "actor": self.actor, "op": self.op,
-            "group_name": self.group, "user_name": self.user, "rule": self.rule,
-            "source": self.source, "before": self.before, "after": self.after,
-            "extra": self.extra,
-        }
+    def to_row(self, dialect: Dialect) -> tuple[Any, ...]:
+        """The record as a driver-ready row of the ``audit`` table, in ``ROW_COLUMNS`` order."""
+        return (timestamp(dialect, self.ts), self.run_id, self.actor, self.op, self.group,
+                self.user, self.rule, self.source, json_value(self.before),
+                json_value(self.after), json_value(self.extra))
 
     @classmethod
     def from_row(cls, row: Any) -> Audit:
@@ -85,13 +85,12 @@ class AuditWriter:
     def __init__(self, file: Path | None, batch_size: int = 1000) -> None:
         self.file = file
         self.batch_size = batch_size
-        self._pending_rows: list[dict[str, Any]] = []
-        self._committed: list[Audit] = []
+        self._pending_rows: list[tuple[Any, ...]] = []
         self._uncommitted: list[Audit] = []
 
     def add(self, conn: Connection, record: Audit) -> None:
         """Queue one record in the store (flushed in batches on ``conn``)."""
-        self._pending_rows.append(record.to_row())
+        self._pending_rows.append(record.to_row(conn.dialect))
         if self.file is not None:
             self._uncommitted.append(record)
         if len(self._pending_rows) >= self.batch_size:
@@ -105,7 +104,7 @@ class AuditWriter:
     def flush_rows(self, conn: Connection) -> None:
         """Insert the queued rows; call before the transaction commits."""
         if self._pending_rows:
-            conn.execute(insert(_TABLE), self._pending_rows)
+            insert_rows(conn, _TABLE, ROW_COLUMNS, self._pending_rows)
             self._pending_rows = []
 
     def committed(self) -> None:

@@ -117,7 +117,8 @@ class ExistingState:
                  .join(USERS, u.id == m.user_id)
                  .where(m.group_id.in_(group_ids))
                  .order_by(m.group_id, m.user_id))
-        rows = self.conn.execution_options(yield_per=5000).execute(query)
+        # Statement-level option: on a Connection, execution_options() would stick.
+        rows = self.conn.execute(query.execution_options(yield_per=5000))
         for group_id, items in groupby(rows, key=lambda r: r[0]):
             members = []
             for row in items:

@@ -12,10 +12,11 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from syncd.index import SourceIndex
 from syncd.source import Delta, SourceGroup, SourceUser
+from syncd.store.bulk import insert_rows, plain
 from syncd.store.schema import tables
 
 MIRROR_USERS = tables["mirror_users"]
@@ -35,9 +36,10 @@ def _group_data(index: SourceIndex, pos: int) -> dict[str, Any]:
             "owners": list(index.owner_refs(pos))}
 
 
-def _digest(data: dict[str, Any]) -> str:
+def _encode(data: dict[str, Any]) -> tuple[str, str]:
+    """The row's JSON text and its digest."""
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest(), text
 
 
 def group_count(conn: Connection, connector: str) -> int | None:
@@ -54,8 +56,8 @@ def group_count(conn: Connection, connector: str) -> int | None:
 def iter_users(conn: Connection, connector: str) -> Iterator[SourceUser]:
     """The mirrored users of a connector."""
     t = MIRROR_USERS.c
-    rows = conn.execution_options(yield_per=5000).execute(
-        select(t.external_id, t.data).where(t.connector == connector).order_by(t.external_id))
+    rows = conn.execute(select(t.external_id, t.data).where(t.connector == connector)
+                        .order_by(t.external_id).execution_options(yield_per=5000))
     for external_id, data in rows:
         yield SourceUser(external_id=external_id, **data)
 
@@ -63,8 +65,8 @@ def iter_users(conn: Connection, connector: str) -> Iterator[SourceUser]:
 def iter_groups(conn: Connection, connector: str) -> Iterator[SourceGroup]:
     """The mirrored groups of a connector."""
     t = MIRROR_GROUPS.c
-    rows = conn.execution_options(yield_per=1000).execute(
-        select(t.external_id, t.data).where(t.connector == connector).order_by(t.external_id))
+    rows = conn.execute(select(t.external_id, t.data).where(t.connector == connector)
+                        .order_by(t.external_id).execution_options(yield_per=1000))
     for external_id, data in rows:
         yield SourceGroup(external_id=external_id, **data)
 
@@ -98,31 +100,30 @@ def _sync_table(conn: Connection, table: Any, connector: str,
     t = table.c
     have: dict[str, str] = dict(conn.execute(
         select(t.external_id, t.digest).where(t.connector == connector)).tuples().all())
-    inserts: list[dict[str, Any]] = []
+    inserts: list[tuple[str, str, str, str]] = []
     updates: list[dict[str, Any]] = []
     touched = 0
 
     def flush() -> None:
         nonlocal inserts, updates
-        if inserts:
-            conn.execute(insert(table), inserts)
+        insert_rows(conn, table, ("connector", "external_id", "digest", "data"), inserts)
         if updates:
-            conn.execute(update(table).where(t.connector == connector,
-                                             t.external_id == bindparam("eid"))
+            p = plain(table).c
+            conn.execute(update(plain(table)).where(p.connector == connector,
+                                                    p.external_id == bindparam("eid"))
                          .values(digest=bindparam("d"), data=bindparam("j")), updates)
         inserts, updates = [], []
 
     for external_id, data in entries:
-        digest = _digest(data)
+        digest, text = _encode(data)
         old = have.pop(external_id, None)
         if old == digest:
             continue
         touched += 1
         if old is None:
-            inserts.append({"connector": connector, "external_id": external_id,
-                            "digest": digest, "data": data})
+            inserts.append((connector, external_id, digest, text))
         else:
-            updates.append({"eid": external_id, "d": digest, "j": data})
+            updates.append({"eid": external_id, "d": digest, "j": text})
         if len(inserts) + len(updates) >= BATCH:
             flush()
     flush()

@@ -1,0 +1,55 @@
+"""Bulk writes on the sync path: rows made driver-ready once and handed to executemany.
+
+SQLAlchemy's per-row work (bind processors for JSON and timestamps, parameter dictionaries)
+costs more than the database on a million-row apply. The sync path therefore inserts rows as
+tuples of driver-ready values (``timestamp()``, ``json_value()``) with one compiled statement
+per batch; updates and deletes, which are few, go through ``plain()`` twins of the tables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Column, Connection, Dialect, MetaData, Table, insert
+from sqlalchemy.types import NullType
+
+_PLAIN = MetaData()
+_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+@cache
+def plain(table: Table) -> Table:
+    """A twin of ``table`` whose columns pass values to the driver unchanged."""
+    return Table(table.name, _PLAIN, *(Column(c.name, NullType()) for c in table.columns))
+
+
+def timestamp(dialect: Dialect, value: datetime) -> Any:
+    """A UTC timestamp as the dialect stores it (SQLite: SQLAlchemy's text format)."""
+    if dialect.name == "sqlite":
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return value
+
+
+def json_value(value: Any) -> str | None:
+    """A JSON column's value: encoded text, or SQL NULL for None."""
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def insert_rows(conn: Connection, table: Table, columns: Sequence[str],
+                rows: list[tuple[Any, ...]]) -> None:
+    """INSERT ``rows`` (tuples in ``columns`` order, driver-ready values) in one executemany."""
+    if not rows:
+        return
+    mark = _MARKS.get(conn.dialect.paramstyle)
+    if mark is None:  # a driver with another paramstyle: let SQLAlchemy bind
+        conn.execute(insert(plain(table)), [dict(zip(columns, r, strict=True)) for r in rows])
+        return
+    q = conn.dialect.identifier_preparer
+    # Names come from our own schema, quoted by the dialect; values are bound parameters.
+    sql = (f"INSERT INTO {q.format_table(table)} ({', '.join(q.quote(c) for c in columns)}) "  # noqa: S608
+           f"VALUES ({', '.join([mark] * len(columns))})")
+    conn.exec_driver_sql(sql, rows)
