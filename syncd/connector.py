@@ -6,6 +6,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
+import structlog
 from pydantic import Field
 
 from syncd.config.base import Model
@@ -86,11 +87,21 @@ def _load(spec: str) -> type[Connector]:
 
 
 def available() -> dict[str, type[Connector]]:
-    """Every connector class by its type name: built-ins, then installed plugins."""
+    """Every connector class by its type name: built-ins, then installed plugins.
+
+    A plugin that fails to import is left out with an error in the log, so that one broken
+    plugin does not stop connectors of other types; a config using its type then fails
+    with "unknown connector type".
+    """
     found: dict[str, Any] = dict(BUILTIN)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         found[ep.name] = ep
     out: dict[str, type[Connector]] = {}
     for name, target in sorted(found.items()):
-        out[name] = _load(target) if isinstance(target, str) else target.load()
+        try:
+            out[name] = _load(target) if isinstance(target, str) else target.load()
+        except Exception as exc:
+            structlog.get_logger("syncd.connector").error(
+                "connector.import_failed", type=name,
+                error=f"{exc.__class__.__name__}: {exc}")
     return out

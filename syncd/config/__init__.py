@@ -1,6 +1,4 @@
-"""Configuration: YAML with positions, interpolation, validation and the JSON Schema."""
+"""Configuration: YAML with positions, interpolation, validation and the JSON Schema.
 
-from syncd.config.loader import load_config
-from syncd.config.model import Config
-
-__all__ = ["Config", "load_config"]
+``syncd.config.loader.load_config`` reads a file; ``syncd.config.model`` holds the models.
+"""
