@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ def scenario(config: Path, dry_run: bool) -> dict[str, Any]:
 
     result = SyncEngine(cfg, engine, AuditWriter(None)).run(
         [], RunOptions(dry_run=dry_run, full=True, force=True, progress=hook))
-    times = {a: round(tb - ta, 2) for (a, ta), (_, tb) in zip(marks, marks[1:], strict=False)}
+    times = {a: round(tb - ta, 2) for (a, ta), (_, tb) in pairwise(marks)}
     engine.dispose()
     return {"status": result.status, "changes": len(result.plan.changes),
             "read_s": times.get("reading source", 0.0), "plan_s": times.get("planning", 0.0),

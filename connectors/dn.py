@@ -23,13 +23,27 @@ def _unescape(value: str) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
-@lru_cache(maxsize=65536)
+# A DN that the full parse would only lower-case: plain ASCII RDNs with nothing to escape.
+_PLAIN_VALUE = r"[a-z0-9_.@-]+(?: [a-z0-9_.@-]+)*"
+_PLAIN_DN = re.compile(rf"[a-z][a-z0-9-]*={_PLAIN_VALUE}(?:,[a-z][a-z0-9-]*={_PLAIN_VALUE})*")
+
+
 def normalise_dn(dn: str) -> str:
     """Lower-case attribute types and values, canonical escapes, no stray spaces.
 
     Naming attributes in practice (cn, ou, dc, uid, o, l) compare case-insensitively, so
-    values are folded too. Raises ValueError for a string that is not a DN.
+    values are folded too. Raises ValueError for a string that is not a DN. Member lists
+    repeat plain DNs millions of times: those take a shortcut with the identical result.
     """
+    if dn.isascii():
+        lower = dn.lower()
+        if _PLAIN_DN.fullmatch(lower):
+            return lower
+    return _parse_normalise(dn)
+
+
+@lru_cache(maxsize=65536)
+def _parse_normalise(dn: str) -> str:
     text = dn.strip()
     if not text:
         return ""

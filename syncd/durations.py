@@ -23,26 +23,44 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def _dow_field(field: str) -> str:
-    def name(tok: str) -> str:
-        if tok.isdigit():
-            n = int(tok)
-            if n > 7:
-                raise ValueError(f"day of week {n} is out of range (0-7)")
-            return _DOW_NAMES[n]
-        return tok
+def _dow_number(tok: str) -> int:
+    """A cron day-of-week token as a number 0-7 (0 and 7 are Sunday; names allowed)."""
+    tok = tok.strip().lower()
+    if tok.isdigit():
+        n = int(tok)
+        if n > 7:
+            raise ValueError(f"day of week {n} is out of range (0-7)")
+        return n
+    if tok in _DOW_NAMES:
+        return _DOW_NAMES.index(tok)
+    raise ValueError(f"invalid day of week {tok!r}")
 
-    out = []
+
+def _dow_field(field: str) -> str:
+    # Expand to explicit day names: ranges and steps count from Sunday in cron but from
+    # Monday in APScheduler, so passing them through would shift the days ("*/2").
+    if field == "*":
+        return "*"
+    days: set[int] = set()
     for item in field.split(","):
-        body, slash, step = item.partition("/")
-        if "-" in body:
+        body, slash, step_text = item.partition("/")
+        if slash and not (step_text.isdigit() and int(step_text) > 0):
+            raise ValueError(f"invalid step in day of week {item!r}")
+        step = int(step_text) if slash else 1
+        if body == "*":
+            first, last = 0, 6
+        elif "-" in body:
             a, b = body.split("-", 1)
-            # A range from Sunday (0) would wrap in Monday-first numbering: split it.
-            body = f"sun,mon-{name(b)}" if a == "0" else f"{name(a)}-{name(b)}"
+            first, last = _dow_number(a), _dow_number(b)
+            if last == 0 and first > 0:  # "fri-sun": Sunday as the end of a range is 7
+                last = 7
         else:
-            body = name(body)
-        out.append(body + slash + step)
-    return ",".join(out)
+            first = _dow_number(body)
+            last = 7 if slash else first
+        if first > last:
+            raise ValueError(f"day of week range {body!r} runs backwards")
+        days.update(d % 7 for d in range(first, last + 1, step))
+    return ",".join(_DOW_NAMES[d] for d in sorted(days))
 
 
 def cron_trigger(expr: str, timezone: str | None = None) -> object:

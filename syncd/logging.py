@@ -7,6 +7,7 @@ import sys
 from typing import Any, Literal
 
 import structlog
+import structlog.tracebacks
 
 from syncd import secrets
 
@@ -29,7 +30,9 @@ def redact_secrets(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict
     """Mask every registered secret value in every field of the event."""
     if not secrets.known():
         return event_dict
-    return {k: _redact_value(v) for k, v in event_dict.items()}
+    # exc_info stays as given so the renderers can format the traceback; their output is
+    # masked afterwards (dict_tracebacks output by a second pass, text by _redact_rendered).
+    return {k: v if k == "exc_info" else _redact_value(v) for k, v in event_dict.items()}
 
 
 def _redact_rendered(_logger: Any, _name: str, rendered: Any) -> Any:
@@ -59,7 +62,7 @@ def configure(fmt: LogFormat = "auto", verbosity: int = 0, stream: Any = None) -
     renderer: Any
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
-        shared.append(structlog.processors.dict_tracebacks)
+        shared += [structlog.processors.dict_tracebacks, redact_secrets]
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
 

@@ -6,7 +6,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, PrivateAttr, create_model
+from pydantic import BeforeValidator, Field, PrivateAttr, create_model
 
 from syncd.config.base import Model
 from syncd.config.rules import Rule
@@ -44,10 +44,18 @@ class SafetyConfig(Model):
         "its last complete snapshot (0 turns the guard off)")
 
 
+def _plain_int(v: Any) -> Any:
+    # Literal[1] alone takes true and 1.0 (they equal 1): only the integer is version 1.
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"unsupported config version {v!r}: this syncd reads version 1")
+    return v
+
+
 class BaseConfig(Model):
     """Everything but the connectors, whose models come from the plugins."""
 
-    version: Literal[1] = Field(description="the config format version")
+    version: Annotated[Literal[1], BeforeValidator(_plain_int)] = Field(
+        description="the config format version", examples=[1])
     store: StoreConfig = Field(default_factory=StoreConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)

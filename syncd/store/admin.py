@@ -80,7 +80,7 @@ class Admin:
         with Session(self.engine) as session:
             counts = dict(session.execute(
                 select(Membership.group_id, func.count()).group_by(Membership.group_id)
-            ).tuples().all())
+            ).all())
             groups = session.scalars(select(Group).order_by(Group.organisation, Group.name))
             return [
                 {"id": g.id, "name": g.name, "members": counts.get(g.id, 0),
@@ -96,7 +96,7 @@ class Admin:
             members = session.execute(
                 select(Membership, User).join(User, Membership.user_id == User.id)
                 .where(Membership.group_id == g.id).order_by(User.user_name)
-            ).tuples().all()
+            ).all()
             return {
                 "id": g.id, "name": g.name, "description": g.description, "kind": g.kind,
                 "organisation": g.organisation, "managed": g.managed, "source": g.source,
@@ -210,7 +210,7 @@ class Admin:
         with Session(self.engine) as session:
             counts = dict(session.execute(
                 select(Membership.user_id, func.count()).group_by(Membership.user_id)
-            ).tuples().all())
+            ).all())
             users = session.scalars(select(User).order_by(User.user_name))
             return [
                 {"id": u.id, "user": u.user_name, "email": u.email,
@@ -229,7 +229,7 @@ class Admin:
             rows = session.execute(
                 select(Membership, Group).join(Group, Membership.group_id == Group.id)
                 .where(Membership.user_id == u.id).order_by(Group.name)
-            ).tuples().all()
+            ).all()
             return {
                 "id": u.id, "user": u.user_name, "email": u.email,
                 "display_name": u.display_name, "external": u.external, "status": u.status,

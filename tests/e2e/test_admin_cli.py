@@ -1,0 +1,461 @@
+"""The installed ``syncd`` command end to end: admin commands, audit, db and config commands."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from syncd.audit import AuditWriter
+from syncd.store.admin import Admin
+from syncd.store.db import head_revision, open_engine, resolve_url, upgrade
+
+pytestmark = pytest.mark.e2e
+
+
+class Result(Protocol):
+    """What the ``run_syncd`` fixture returns (conftest.Result)."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+RunSyncd = Callable[..., Result]
+WriteConfig = Callable[..., Path]
+
+SHOW_KEYS = {"id", "name", "description", "kind", "organisation", "managed", "source",
+             "external_id", "rule", "members"}
+MEMBER_KEYS = {"user", "email", "role", "status", "origin", "external"}
+LIST_KEYS = {"id", "name", "members", "managed", "source", "organisation"}
+AUDIT_KEYS = ["ts", "run_id", "actor", "op", "group", "user", "rule", "source", "before",
+              "after"]
+
+
+def ok(result: Result) -> str:
+    assert result.code == 0, result
+    return result.stdout
+
+
+def usage_error(result: Result) -> str:
+    """An admin error: exit 2, nothing on stdout, one line on stderr; returns that line."""
+    assert result.code == 2, result
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("syncd: error: "), lines
+    return lines[0]
+
+
+def json_doc(result: Result) -> Any:
+    """The one JSON document a ``--format json`` command prints, and nothing else."""
+    return json.loads(ok(result))
+
+
+def json_lines(result: Result) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in ok(result).splitlines()]
+
+
+def head() -> str:
+    engine = open_engine("sqlite://")
+    try:
+        return head_revision(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def cli(run_syncd: RunSyncd, write_config: WriteConfig, tmp_path: Path,
+        store_url: str) -> Callable[..., Result]:
+    """``syncd -c CONFIG ...`` on the store of ``store_url`` (SQLite and PostgreSQL)."""
+    config = write_config({"version": 1, "store": {"url": store_url},
+                           "audit": {"file": str(tmp_path / "audit.jsonl")}})
+    return lambda *args: run_syncd(*args, config=config)
+
+
+@pytest.fixture
+def sqlite_config(write_config: WriteConfig) -> Path:
+    """A config with a relative SQLite store and audit file (relative to the config file)."""
+    return write_config("""
+        version: 1
+        store: {url: "sqlite:///state/syncd.db"}
+        audit: {file: audit/audit.jsonl}
+    """, name="etc/syncd.yaml")
+
+
+@pytest.fixture
+def sq(run_syncd: RunSyncd, sqlite_config: Path, tmp_path: Path) -> Callable[..., Result]:
+    """``syncd -c CONFIG ...`` on the SQLite store, run from another directory."""
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    return lambda *args: run_syncd(*args, config=sqlite_config, cwd=cwd)
+
+
+@pytest.fixture
+def sqlite_admin(sqlite_config: Path) -> Iterator[Admin]:
+    """In-process admin on the same SQLite store, to set up a state quickly."""
+    engine = open_engine(resolve_url("sqlite:///state/syncd.db", sqlite_config.parent))
+    upgrade(engine)
+    yield Admin(engine, AuditWriter(sqlite_config.parent / "audit" / "audit.jsonl"),
+                "cli:setup")
+    engine.dispose()
+
+
+# -- db ---------------------------------------------------------------------------------------
+
+
+def test_db_upgrade(sq: Callable[..., Result], sqlite_config: Path, tmp_path: Path) -> None:
+    assert ok(sq("db", "upgrade")) == f"store upgraded from empty to revision {head()}\n"
+    assert (sqlite_config.parent / "state" / "syncd.db").exists()
+    assert not (tmp_path / "elsewhere" / "state").exists()
+    assert ok(sq("db", "upgrade")) == f"store is up to date (revision {head()})\n"
+
+
+# -- the whole admin flow, on SQLite and PostgreSQL -------------------------------------------
+
+
+def test_admin_flow(cli: Callable[..., Result], tmp_path: Path) -> None:
+    assert ok(cli("db", "upgrade")).startswith("store upgraded from empty to revision ")
+    out = ok(cli("groups", "create", "eng-platform", "--description", "Platform team",
+                 "--kind", "open", "--organisation", "acme"))
+    assert out.startswith("created group 'eng-platform' (")
+    ok(cli("groups", "create", "ops"))
+    assert ok(cli("members", "add", "eng-platform", "alice", "--role", "owner", "--email",
+                  "alice@example.org")) == "added 'alice' to 'eng-platform' as owner\n"
+    ok(cli("members", "add", "eng-platform", "bob"))
+    ok(cli("members", "add", "ops", "bob", "--role", "facilitator"))
+    assert ok(cli("members", "set-role", "eng-platform", "bob", "facilitator")) == (
+        "'bob' is now facilitator in 'eng-platform'\n")
+
+    shown = json_doc(cli("groups", "show", "eng-platform", "--format", "json"))
+    assert set(shown) >= SHOW_KEYS
+    assert {k: shown[k] for k in SHOW_KEYS - {"id", "members"}} == {
+        "name": "eng-platform", "description": "Platform team", "kind": "open",
+        "organisation": "acme", "managed": False, "source": None, "external_id": None,
+        "rule": None}
+    assert shown["members"] == [
+        {"user": "alice", "email": "alice@example.org", "role": "owner", "status": "accepted",
+         "origin": "manual", "external": False},
+        {"user": "bob", "email": None, "role": "facilitator", "status": "accepted",
+         "origin": "manual", "external": False},
+    ]
+
+    listed = json_doc(cli("groups", "list", "--format", "json"))
+    assert isinstance(listed, list)
+    assert all(set(item) == LIST_KEYS for item in listed)
+    assert sorted((g["name"], g["members"], g["organisation"], g["managed"], g["source"])
+                  for g in listed) == [("eng-platform", 2, "acme", False, None),
+                                       ("ops", 1, "default", False, None)]
+    assert {g["name"]: g["id"] for g in listed}["eng-platform"] == shown["id"]
+
+    users = json_doc(cli("users", "list", "--format", "json"))
+    assert [(u["user"], u["email"], u["groups"]) for u in users] == [
+        ("alice", "alice@example.org", 1), ("bob", None, 2)]
+    bob = json_doc(cli("users", "show", "bob", "--format", "json"))
+    assert sorted((g["group"], g["role"]) for g in bob["groups"]) == [
+        ("eng-platform", "facilitator"), ("ops", "facilitator")]
+
+    assert ok(cli("members", "remove", "eng-platform", "alice")) == (
+        "removed 'alice' from 'eng-platform'\n")
+    assert [m["user"] for m in json_doc(
+        cli("groups", "show", "eng-platform", "--format", "json"))["members"]] == ["bob"]
+    assert ok(cli("groups", "delete", "eng-platform")) == "deleted group 'eng-platform'\n"
+    assert "no group named 'eng-platform'" in usage_error(cli("groups", "show", "eng-platform"))
+    # The users stay.
+    assert [u["user"] for u in json_doc(cli("users", "list", "--format", "json"))] == [
+        "alice", "bob"]
+
+    records = json_lines(cli("audit", "--format", "json"))
+    assert [(r["op"], r["group"], r["user"]) for r in records] == [
+        ("create_group", "eng-platform", None),
+        ("create_group", "ops", None),
+        ("create_user", None, "alice"),
+        ("add_member", "eng-platform", "alice"),
+        ("create_user", None, "bob"),
+        ("add_member", "eng-platform", "bob"),
+        ("add_member", "ops", "bob"),
+        ("change_role", "eng-platform", "bob"),
+        ("remove_member", "eng-platform", "alice"),
+        ("delete_group", "eng-platform", None),
+    ]
+    assert {r["actor"] for r in records} == {f"cli:{getpass.getuser()}"}
+    assert all(list(r) == AUDIT_KEYS for r in records)
+    assert records[3]["after"] == {"role": "owner", "status": "accepted"}
+    assert (records[7]["before"], records[7]["after"]) == ({"role": "member"},
+                                                           {"role": "facilitator"})
+    stamps = [datetime.fromisoformat(r["ts"].replace("Z", "+00:00")) for r in records]
+    assert stamps == sorted(stamps)
+    file_records = [json.loads(line) for line in
+                    (tmp_path / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert file_records == records
+
+
+def test_tables_for_people(sq: Callable[..., Result], sqlite_admin: Admin) -> None:
+    sqlite_admin.create_group("eng", "Engineering")
+    sqlite_admin.add_member("eng", "alice", "owner", email="alice@example.org")
+    out = ok(sq("groups", "list"))
+    assert "eng" in out
+    assert "default" in out
+    out = ok(sq("groups", "show", "eng"))
+    assert out.startswith("eng  (standard, organisation default)\n")
+    assert "description: Engineering" in out
+    assert "managed:     no (manual)" in out
+    assert "alice@example.org" in out
+    assert "owner" in out
+    out = ok(sq("users", "show", "alice"))
+    assert out.startswith("alice  (active)\n")
+    assert "eng" in out
+    assert "alice" in ok(sq("users", "list"))
+    assert "add_member" in ok(sq("audit"))
+
+
+def test_round_trip_through_groups_show(sq: Callable[..., Result]) -> None:
+    ok(sq("groups", "create", "Ünïcode group", "--description", 'quotes " and, commas',
+          "--organisation", "org-1"))
+    ok(sq("members", "add", "Ünïcode group", "ünï", "--email", "u@example.org", "--role",
+          "facilitator"))
+    shown = json_doc(sq("groups", "show", "Ünïcode group", "--format", "json"))
+    assert (shown["name"], shown["description"], shown["organisation"], shown["kind"]) == (
+        "Ünïcode group", 'quotes " and, commas', "org-1", "standard")
+    assert [(m["user"], m["email"], m["role"]) for m in shown["members"]] == [
+        ("ünï", "u@example.org", "facilitator")]
+    # The id shown is a handle for the same group.
+    again = json_doc(sq("groups", "show", shown["id"], "--format", "json"))
+    assert again == shown
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["groups", "show", "nope"], "no group named 'nope'"),
+    (["groups", "delete", "nope"], "no group named 'nope'"),
+    (["members", "add", "nope", "alice"], "no group named 'nope'"),
+    (["members", "remove", "nope", "alice"], "no group named 'nope'"),
+    (["groups", "create", "eng"], "a group named 'eng' already exists in organisation "
+                                  "'default'"),
+    (["members", "add", "eng", "carol", "--role", "boss"], "unknown role 'boss'"),
+    (["members", "set-role", "eng", "alice", "boss"], "unknown role 'boss'"),
+    (["members", "add", "eng", "alice"], "'alice' is already a member of 'eng'"),
+    (["members", "remove", "eng", "bob"], "'bob' is not a member of 'eng'"),
+    (["users", "show", "nobody"], "no user named 'nobody'"),
+])
+def test_admin_errors(sq: Callable[..., Result], sqlite_admin: Admin, sqlite_config: Path,
+                      args: list[str], message: str) -> None:
+    sqlite_admin.create_group("eng")
+    sqlite_admin.add_member("eng", "alice")
+    sqlite_admin.create_group("ops")
+    sqlite_admin.add_member("ops", "bob")
+    audit_file = sqlite_config.parent / "audit" / "audit.jsonl"
+    before = audit_file.read_text(encoding="utf-8")
+    line = usage_error(sq(*args))
+    assert message in line
+    assert audit_file.read_text(encoding="utf-8") == before
+    assert len(json_lines(sq("audit", "--format", "json"))) == len(before.splitlines())
+
+
+@pytest.mark.parametrize("args", [
+    ["groups", "show"],
+    ["groups", "list", "--format", "xml"],
+    ["groups", "create", "x", "--kind", "secret"],
+    ["no-such-command"],
+])
+def test_usage_errors_exit_2(sq: Callable[..., Result], args: list[str]) -> None:
+    result = sq(*args)
+    assert result.code == 2, result
+    assert result.stdout == ""
+    assert "Usage:" in result.stderr or "Error:" in result.stderr
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("postgresql+psycopg://nobody@127.0.0.1:1/none", "Connection refused"),
+    ("sqlite:////proc/no-such-dir/syncd.db", "cannot create the store's folder /proc/no-such"),
+])
+@pytest.mark.parametrize("command", [["groups", "list"], ["db", "upgrade"]])
+def test_store_error_is_one_line(run_syncd: RunSyncd, write_config: WriteConfig, url: str,
+                                 message: str, command: list[str]) -> None:
+    config = write_config({"version": 1, "store": {"url": url}})
+    result = run_syncd(*command, config=config)
+    assert result.code == 1, result
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("syncd: error: ")
+    assert message in lines[0]
+
+
+# -- audit --------------------------------------------------------------------------------------
+
+
+def test_audit_filters(sq: Callable[..., Result], sqlite_admin: Admin) -> None:
+    sqlite_admin.create_group("eng")
+    sqlite_admin.create_group("ops")
+    sqlite_admin.add_member("eng", "alice")
+    sqlite_admin.add_member("ops", "bob")
+    sqlite_admin.set_role("ops", "bob", "owner")
+    everything = json_lines(sq("audit", "--format", "json"))
+    assert len(everything) == 7
+    assert {r["actor"] for r in everything} == {"cli:setup"}
+
+    assert [r["op"] for r in json_lines(sq("audit", "--group", "ops", "--format", "json"))] == [
+        "create_group", "add_member", "change_role"]
+    assert [r["op"] for r in json_lines(sq("audit", "--user", "bob", "--format", "json"))] == [
+        "create_user", "add_member", "change_role"]
+    # --limit keeps the newest, still printed oldest first.
+    assert json_lines(sq("audit", "--limit", "2", "--format", "json")) == everything[-2:]
+    since = (datetime.fromisoformat(everything[4]["ts"].replace("Z", "+00:00"))
+             ).isoformat().replace("+00:00", "Z")
+    assert json_lines(sq("audit", "--since", since, "--format", "json")) == everything[4:]
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    assert ok(sq("audit", "--since", future, "--format", "json")) == ""
+    assert "not an ISO 8601 time" in usage_error(sq("audit", "--since", "yesterday"))
+
+
+# -- config commands --------------------------------------------------------------------------
+
+
+def test_check_config_ok(run_syncd: RunSyncd, write_config: WriteConfig) -> None:
+    config = write_config("""
+        version: 1
+        connectors:
+          - name: demo
+            type: ldif
+            path: demo/directory.ldif
+        rules:
+          - name: all
+    """)
+    result = run_syncd("check-config", config=config)
+    assert result.code == 0, result
+    assert result.stdout == f"{config}: ok (1 connectors, 1 rules)\n"
+
+
+def test_check_config_reports_every_problem(run_syncd: RunSyncd,
+                                            write_config: WriteConfig) -> None:
+    config = write_config("""
+        version: 1
+        colour: blue
+        connectors:
+          - name: demo
+            type: ldif
+            path: x.ldif
+            schedule: {delta: 5 minutes}
+        rules:
+          - name: r
+            source: nope
+    """)
+    result = run_syncd("check-config", config=config)
+    assert result.code == 2, result
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"{config}:2:1: unknown key 'colour' in the top level",
+        f"{config}:7:23: connectors.0.schedule.delta: invalid duration '5 minutes': "
+        "expected an integer and a unit (s, m, h, d)",
+        f"{config}:10:13: rules.0.source: 'nope' is not a connector name",
+    ]
+
+
+def test_check_config_uses_syncd_config_env(run_syncd: RunSyncd,
+                                            write_config: WriteConfig) -> None:
+    config = write_config("version: 2\n")
+    result = run_syncd("check-config", env={"SYNCD_CONFIG": str(config)})
+    assert result.code == 2, result
+    assert result.stderr.startswith(f"{config}:1:10: version: unsupported config version 2")
+
+
+def test_check_config_missing_file(run_syncd: RunSyncd, tmp_path: Path) -> None:
+    result = run_syncd("-c", str(tmp_path / "absent.yaml"), "check-config")
+    assert result.code == 2, result
+    assert result.stderr == (f"{tmp_path / 'absent.yaml'}:1:1: cannot read the config file: "
+                             "No such file or directory\n")
+
+
+def test_check_config_warns_of_a_readable_literal_secret(run_syncd: RunSyncd,
+                                                         write_config: WriteConfig) -> None:
+    secret = "literal-Secret-4711"
+    config = write_config(f"""
+        version: 1
+        connectors:
+          - name: corp
+            type: ldap
+            url: ldap://127.0.0.1:3389
+            bind_dn: cn=admin,dc=example,dc=org
+            password: {secret}
+            groups: {{base: "ou=groups,dc=example,dc=org"}}
+            users: {{base: "ou=people,dc=example,dc=org"}}
+    """, mode=0o644)
+    result = run_syncd("check-config", config=config)
+    assert result.code == 0, result
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    assert [(e["event"], e["level"], e["location"]) for e in events] == [
+        ("config.literal_secret_readable", "warning", f"{config}:7:15")]
+    assert secret not in result.stdout + result.stderr
+
+    config.chmod(0o600)
+    result = run_syncd("check-config", config=config)
+    assert result.code == 0, result
+    assert result.stderr == ""
+
+
+def test_check_config_no_warning_for_env_secret(run_syncd: RunSyncd,
+                                                write_config: WriteConfig) -> None:
+    config = write_config("""
+        version: 1
+        connectors:
+          - name: corp
+            type: ldap
+            url: ldap://127.0.0.1:3389
+            bind_dn: cn=admin,dc=example,dc=org
+            password: ${env:SYNCD_TEST_LDAP_PASSWORD}
+            groups: {base: "ou=groups,dc=example,dc=org"}
+            users: {base: "ou=people,dc=example,dc=org"}
+    """, mode=0o644)
+    result = run_syncd("check-config", config=config,
+                       env={"SYNCD_TEST_LDAP_PASSWORD": "from-the-env-0815"})
+    assert result.code == 0, result
+    assert result.stderr == ""
+    result = run_syncd("check-config", config=config, env={"SYNCD_TEST_LDAP_PASSWORD": None})
+    assert result.code == 2, result
+    assert result.stderr == (f"{config}:7:15: connectors.0.password: environment variable "
+                             "'SYNCD_TEST_LDAP_PASSWORD' is not set\n")
+
+
+def test_config_schema(run_syncd: RunSyncd) -> None:
+    # The schema needs no valid config file.
+    schema = json_doc(run_syncd("config", "schema"))
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["type"] == "object"
+    assert "version" in schema["required"]
+    assert schema["additionalProperties"] is False
+    defs = schema["$defs"]
+    types = {defs[name]["properties"]["type"]["const"] for name in defs
+             if "type" in defs[name].get("properties", {})
+             and "const" in defs[name]["properties"]["type"]}
+    assert {"ldap", "azuread", "ldif"} <= types
+    connector_refs = json.dumps(schema["properties"]["connectors"])
+    for name in ("LdapConfig", "AzureAdConfig", "LdifConfig"):
+        assert f"#/$defs/{name}" in connector_refs
+    assert "schema" in defs["LdapConfig"]["properties"]  # written as in the file, not schema_
+    assert "in" in defs["NameMatch"]["properties"]
+
+
+def test_config_schema_is_valid_json_schema(run_syncd: RunSyncd) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json_doc(run_syncd("config", "schema"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    good = {"version": 1, "store": {"url": "sqlite:///x.db"},
+            "connectors": [{"name": "corp", "type": "ldap", "url": "ldap://h",
+                            "schema": "rfc2307", "groups": {"base": "ou=g"},
+                            "users": {"base": "ou=p"}},
+                           {"name": "demo", "type": "ldif", "path": "d.ldif"}],
+            "rules": [{"name": "r", "when": {"name": {"in": ["a"]}, "not": {"dn": {
+                "under": "ou=x"}}}, "group": {"name": "eng-{name}"}}]}
+    assert list(validator.iter_errors(good)) == []
+    assert list(validator.iter_errors({"version": 1, "colour": "blue"})) != []
+    assert list(validator.iter_errors({"version": 1, "connectors": [
+        {"name": "x", "type": "ftp"}]})) != []

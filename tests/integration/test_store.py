@@ -1,0 +1,564 @@
+"""The group store on real databases (SQLite and PostgreSQL): schema, constraints, admin, audit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, delete, func, insert, inspect, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from syncd.audit import Audit, AuditWriter
+from syncd.errors import StoreError, UsageError
+from syncd.store import db
+from syncd.store.admin import Admin
+from syncd.store.db import current_revision, ensure_schema, head_revision, open_engine, upgrade
+from syncd.store.schema import (
+    AuditRecord,
+    Base,
+    Group,
+    Membership,
+    Resource,
+    ResourceAudience,
+    User,
+    UserExternalId,
+    tables,
+)
+
+ACTOR = "cli:tester"
+
+
+# -- schema ---------------------------------------------------------------------------------
+
+
+def table_names(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names())
+
+
+def test_upgrade_creates_every_table_at_head(store_url: str) -> None:
+    engine = open_engine(store_url)
+    try:
+        assert current_revision(engine) is None
+        assert table_names(engine) == set()
+        before, after = upgrade(engine)
+        assert (before, after) == (None, head_revision(engine))
+        assert current_revision(engine) == head_revision(engine)
+        assert table_names(engine) == {*Base.metadata.tables, "alembic_version"}
+        # Upgrading a store at head changes nothing.
+        assert upgrade(engine) == (head_revision(engine), head_revision(engine))
+    finally:
+        engine.dispose()
+
+
+def test_migrations_match_the_models(store_engine: Engine) -> None:
+    with store_engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(ctx, Base.metadata)
+    assert diff == [], f"the models and the migrations differ: {diff}"
+
+
+def test_upgrade_from_the_first_revision(store_url: str) -> None:
+    engine = open_engine(store_url)
+    try:
+        cfg = db._alembic_config(engine)
+        first = ScriptDirectory.from_config(cfg).get_base()
+        assert isinstance(first, str)
+        command.upgrade(cfg, first)
+        assert current_revision(engine) == first
+        assert upgrade(engine) == (first, head_revision(engine))
+        assert table_names(engine) == {*Base.metadata.tables, "alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_ensure_schema_creates_an_empty_store(store_url: str) -> None:
+    engine = open_engine(store_url)
+    try:
+        ensure_schema(engine)
+        assert current_revision(engine) == head_revision(engine)
+        assert "groups" in table_names(engine)
+        ensure_schema(engine)  # a store at head is fine
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(tables["groups"])) == 0
+    finally:
+        engine.dispose()
+
+
+def test_ensure_schema_refuses_a_store_at_another_revision(store_engine: Engine) -> None:
+    with store_engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'ffff_from_the_future'"))
+    with pytest.raises(StoreError, match=r"revision ffff_from_the_future.*syncd db upgrade"):
+        ensure_schema(store_engine)
+
+
+def test_ensure_schema_refuses_a_database_with_other_tables(store_url: str) -> None:
+    engine = open_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE someone_elses (id integer primary key)"))
+        with pytest.raises(StoreError, match="no syncd schema version"):
+            ensure_schema(engine)
+        assert current_revision(engine) is None
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_gets_wal_and_foreign_keys(tmp_path: Path) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path / 'deep' / 'dir' / 'syncd.db'}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+        assert (tmp_path / "deep" / "dir" / "syncd.db").exists()
+    finally:
+        engine.dispose()
+
+
+def test_resolve_url_makes_relative_sqlite_paths_absolute(tmp_path: Path) -> None:
+    assert db.resolve_url("sqlite:///state/syncd.db", tmp_path) == (
+        f"sqlite:///{tmp_path / 'state' / 'syncd.db'}")
+    assert db.resolve_url("sqlite:////abs/syncd.db", tmp_path) == "sqlite:////abs/syncd.db"
+    pg = "postgresql+psycopg://u:p@db.example.org/syncd"
+    assert db.resolve_url(pg, tmp_path) == pg
+
+
+# -- constraints ----------------------------------------------------------------------------
+
+
+def add_group(conn: Any, name: str, organisation: str = "default") -> str:
+    gid = f"g-{name}-{organisation}"
+    now = datetime.now(UTC)
+    conn.execute(insert(tables["groups"]).values(
+        id=gid, name=name, organisation=organisation, description="", kind="standard",
+        managed=False, archived=False, created_at=now, updated_at=now))
+    return gid
+
+
+def add_user(conn: Any, name: str) -> str:
+    uid = f"u-{name}"
+    now = datetime.now(UTC)
+    conn.execute(insert(tables["users"]).values(
+        id=uid, user_name=name, external=False, status="active", created_at=now,
+        updated_at=now))
+    return uid
+
+
+def add_membership(conn: Any, gid: str, uid: str) -> None:
+    now = datetime.now(UTC)
+    conn.execute(insert(tables["memberships"]).values(
+        group_id=gid, user_id=uid, role="member", status="accepted", origin="manual",
+        created_at=now, updated_at=now))
+
+
+def test_group_name_is_unique_per_organisation(store_engine: Engine) -> None:
+    with store_engine.begin() as conn:
+        add_group(conn, "eng")
+        add_group(conn, "eng", organisation="other")
+    with pytest.raises(IntegrityError), store_engine.begin() as conn:
+        conn.execute(insert(tables["groups"]).values(
+            id="g-dup", name="eng", organisation="default", description="", kind="standard",
+            managed=False, archived=False, created_at=datetime.now(UTC),
+            updated_at=datetime.now(UTC)))
+    with store_engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(tables["groups"])) == 2
+
+
+def test_deleting_a_group_cascades_to_memberships_and_audiences(store_engine: Engine) -> None:
+    with store_engine.begin() as conn:
+        eng, ops = add_group(conn, "eng"), add_group(conn, "ops")
+        alice, bob = add_user(conn, "alice"), add_user(conn, "bob")
+        for gid, uid in ((eng, alice), (eng, bob), (ops, bob)):
+            add_membership(conn, gid, uid)
+        conn.execute(insert(tables["resources"]).values(
+            id="r1", type="space", name="Engineering", created_at=datetime.now(UTC)))
+        conn.execute(insert(tables["resource_audiences"]), [
+            {"resource_id": "r1", "group_id": eng}, {"resource_id": "r1", "group_id": ops}])
+    with store_engine.begin() as conn:
+        conn.execute(delete(tables["groups"]).where(tables["groups"].c.id == eng))
+    with store_engine.connect() as conn:
+        assert conn.execute(select(tables["memberships"].c.group_id,
+                                   tables["memberships"].c.user_id)).all() == [(ops, bob)]
+        assert conn.execute(select(tables["resource_audiences"].c.group_id)).scalars().all() == [
+            ops]
+        assert sorted(conn.execute(select(tables["users"].c.user_name)).scalars()) == [
+            "alice", "bob"]
+        assert conn.scalar(select(func.count()).select_from(tables["resources"])) == 1
+
+
+def test_deleting_a_user_cascades_to_memberships_and_external_ids(store_engine: Engine) -> None:
+    with store_engine.begin() as conn:
+        eng = add_group(conn, "eng")
+        alice = add_user(conn, "alice")
+        add_membership(conn, eng, alice)
+        conn.execute(insert(tables["user_external_ids"]).values(
+            user_id=alice, source="corp", external_id="uuid-1"))
+    with store_engine.begin() as conn:
+        conn.execute(delete(tables["users"]).where(tables["users"].c.id == alice))
+    with store_engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(tables["memberships"])) == 0
+        assert conn.scalar(select(func.count()).select_from(tables["user_external_ids"])) == 0
+        assert conn.scalar(select(func.count()).select_from(tables["groups"])) == 1
+
+
+def test_membership_needs_an_existing_group_and_user(store_engine: Engine) -> None:
+    with pytest.raises(IntegrityError), store_engine.begin() as conn:
+        add_membership(conn, "no-such-group", "no-such-user")
+
+
+def test_timestamps_read_back_timezone_aware_utc(store_engine: Engine) -> None:
+    written = datetime(2026, 3, 29, 1, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+    naive = datetime(2026, 3, 29, 8, 0)  # taken as UTC
+    with Session(store_engine) as session:
+        session.add(Group(id="g1", name="eng", created_at=written, updated_at=naive))
+        session.commit()
+    with store_engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            # The server answers in the session's zone: it must not leak through.
+            conn.execute(text("SET TIME ZONE 'Asia/Tokyo'"))
+        row = conn.execute(select(tables["groups"].c.created_at,
+                                  tables["groups"].c.updated_at)).one()
+    for value in row:
+        assert value.tzinfo is not None
+        assert value.utcoffset() == timedelta(0)
+    assert row.created_at == written
+    assert row.created_at.hour == 23
+    assert row.updated_at == naive.replace(tzinfo=UTC)
+    with Session(store_engine) as session:
+        g = session.get(Group, "g1")
+        assert g is not None
+        assert g.created_at.utcoffset() == timedelta(0)
+        assert g.created_at == written
+
+
+def test_orm_defaults(store_engine: Engine) -> None:
+    before = datetime.now(UTC)
+    with Session(store_engine) as session:
+        g = Group(name="eng")
+        u = User(user_name="alice")
+        session.add_all([g, u])
+        session.flush()
+        session.add(Membership(group_id=g.id, user_id=u.id))
+        session.commit()
+        gid = g.id
+    with Session(store_engine) as session:
+        g = session.get(Group, gid)
+        assert g is not None
+        assert len(g.id) == 36
+        assert (g.description, g.kind, g.organisation, g.managed, g.archived) == (
+            "", "standard", "default", False, False)
+        assert g.created_at >= before - timedelta(seconds=5)
+        [m] = g.memberships
+        assert (m.role, m.status, m.origin) == ("member", "accepted", "manual")
+
+
+# -- admin operations and their audit records -----------------------------------------------
+
+
+def audit_rows(engine: Engine) -> list[Audit]:
+    with Session(engine) as session:
+        rows = session.scalars(select(AuditRecord).order_by(AuditRecord.id)).all()
+        return [Audit.from_row(r) for r in rows]
+
+
+def audit_file_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def audit_file(tmp_path: Path) -> Path:
+    return tmp_path / "log" / "audit.jsonl"
+
+
+@pytest.fixture
+def admin(store_engine: Engine, audit_file: Path) -> Admin:
+    return Admin(store_engine, AuditWriter(audit_file), ACTOR, ("editor",))
+
+
+def test_admin_operations_write_audit_records(admin: Admin, store_engine: Engine,
+                                              audit_file: Path) -> None:
+    created = admin.create_group("eng", "Engineering", "open", "acme")
+    assert created["name"] == "eng"
+    admin.add_member("eng", "alice", "owner", email="alice@example.org")
+    admin.add_member("eng", "bob")
+    admin.set_role("eng", "bob", "editor")
+    admin.remove_member("eng", "alice")
+    admin.delete_group("eng")
+
+    records = audit_rows(store_engine)
+    assert [(r.op, r.group, r.user) for r in records] == [
+        ("create_group", "eng", None),
+        ("create_user", None, "alice"),
+        ("add_member", "eng", "alice"),
+        ("create_user", None, "bob"),
+        ("add_member", "eng", "bob"),
+        ("change_role", "eng", "bob"),
+        ("remove_member", "eng", "alice"),
+        ("delete_group", "eng", None),
+    ]
+    assert {r.actor for r in records} == {ACTOR}
+    assert {r.run_id for r in records} == {None}
+    assert records[0].after == {"id": created["id"], "description": "Engineering",
+                                "kind": "open", "organisation": "acme"}
+    assert records[1].after == {"email": "alice@example.org", "external": False}
+    assert records[2].before is None
+    assert records[2].after == {"role": "owner", "status": "accepted"}
+    assert records[4].after == {"role": "member", "status": "accepted"}
+    assert (records[5].before, records[5].after) == ({"role": "member"}, {"role": "editor"})
+    assert records[6].before == {"role": "owner", "status": "accepted", "origin": "manual"}
+    assert records[6].after is None
+    assert records[7].before is not None
+    assert records[7].before["members"] == 1
+    for r in records:
+        assert r.ts.tzinfo is not None
+    assert [r.ts for r in records] == sorted(r.ts for r in records)
+
+    # The file holds the same records, in the same order, in the CONTRACT section 5 shape.
+    lines = audit_file_lines(audit_file)
+    assert lines == [r.to_json() for r in records]
+    assert list(lines[2]) == ["ts", "run_id", "actor", "op", "group", "user", "rule", "source",
+                              "before", "after"]
+    assert lines[2]["ts"].endswith("Z")
+    datetime.strptime(lines[2]["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_admin_reads(admin: Admin) -> None:
+    admin.create_group("eng", "Engineering")
+    admin.create_group("ops", organisation="acme")
+    admin.add_member("eng", "alice", email="alice@example.org")
+    admin.add_member("eng", "bob", "facilitator")
+    admin.add_member("ops", "bob")
+
+    groups = {g["name"]: g for g in admin.list_groups()}
+    assert {n: (g["members"], g["organisation"], g["managed"], g["source"])
+            for n, g in groups.items()} == {"eng": (2, "default", False, None),
+                                            "ops": (1, "acme", False, None)}
+    shown = admin.show_group("eng")
+    assert shown["description"] == "Engineering"
+    assert shown["members"] == [
+        {"user": "alice", "email": "alice@example.org", "role": "member", "status": "accepted",
+         "origin": "manual", "external": False},
+        {"user": "bob", "email": None, "role": "facilitator", "status": "accepted",
+         "origin": "manual", "external": False},
+    ]
+    assert admin.show_group(shown["id"])["name"] == "eng"  # by id too
+    users = {u["user"]: u["groups"] for u in admin.list_users()}
+    assert users == {"alice": 1, "bob": 2}
+    bob = admin.show_user("bob")
+    assert [(g["group"], g["organisation"], g["role"]) for g in bob["groups"]] == [
+        ("eng", "default", "facilitator"), ("ops", "acme", "member")]
+    assert bob["external_ids"] == {}
+
+
+def test_show_user_lists_external_ids(admin: Admin, store_engine: Engine) -> None:
+    admin.create_group("eng")
+    admin.add_member("eng", "alice")
+    with Session(store_engine) as session:
+        user = session.scalars(select(User).where(User.user_name == "alice")).one()
+        session.add(UserExternalId(user_id=user.id, source="corp", external_id="uuid-1"))
+        session.commit()
+    assert admin.show_user("alice")["external_ids"] == {"corp": "uuid-1"}
+
+
+@pytest.mark.parametrize(("operation", "message"), [
+    (lambda a: a.create_group("eng"), "already exists in organisation 'default'"),
+    (lambda a: a.add_member("nope", "alice"), "no group named 'nope'"),
+    (lambda a: a.add_member("eng", "alice"), "'alice' is already a member of 'eng'"),
+    (lambda a: a.add_member("eng", "carol", "boss"), "unknown role 'boss'"),
+    (lambda a: a.set_role("eng", "alice", "boss"), "unknown role 'boss'"),
+    (lambda a: a.set_role("eng", "alice", "member"), "already has role 'member'"),
+    (lambda a: a.remove_member("eng", "nobody"), "no user named 'nobody'"),
+    (lambda a: a.remove_member("eng", "bob"), "'bob' is not a member of 'eng'"),
+    (lambda a: a.delete_group("nope"), "no group named 'nope'"),
+    (lambda a: a.create_group("  "), "cannot be empty"),
+    (lambda a: a.create_group("x", kind="secret"), "unknown group kind"),
+    (lambda a: a.show_group("nope"), "no group named 'nope'"),
+    (lambda a: a.show_user("nobody"), "no user named 'nobody'"),
+])
+def test_admin_errors_change_nothing(admin: Admin, store_engine: Engine, audit_file: Path,
+                                     operation: Any, message: str) -> None:
+    admin.create_group("eng")
+    admin.add_member("eng", "alice")
+    admin.create_group("other")
+    admin.add_member("other", "bob")
+    rows_before = len(audit_rows(store_engine))
+    file_before = audit_file_lines(audit_file)
+    with pytest.raises(UsageError, match=message) as info:
+        operation(admin)
+    assert info.value.exit_code == 2
+    assert len(audit_rows(store_engine)) == rows_before
+    assert audit_file_lines(audit_file) == file_before
+    shown = admin.show_group("eng")
+    assert [(m["user"], m["role"]) for m in shown["members"]] == [("alice", "member")]
+    # The writer is still usable after the failure, and records only what commits.
+    admin.add_member("eng", "dave")
+    assert audit_file_lines(audit_file)[len(file_before):] == [
+        r.to_json() for r in audit_rows(store_engine)[rows_before:]]
+
+
+def test_name_in_several_organisations_needs_the_organisation(admin: Admin) -> None:
+    admin.create_group("eng", organisation="a")
+    admin.create_group("eng", organisation="b")
+    with pytest.raises(UsageError, match="several organisations \\(a, b\\)"):
+        admin.add_member("eng", "alice")
+    admin.add_member("eng", "alice", organisation="b")
+    assert admin.show_group("eng", "b")["members"][0]["user"] == "alice"
+    assert admin.show_group("eng", "a")["members"] == []
+
+
+def test_admin_delete_group_keeps_users_and_drops_audiences(admin: Admin,
+                                                            store_engine: Engine) -> None:
+    admin.create_group("eng")
+    admin.add_member("eng", "alice")
+    gid = admin.show_group("eng")["id"]
+    with Session(store_engine) as session:
+        session.add(Resource(id="r1", type="channel", name="eng-chat"))
+        session.flush()
+        session.add(ResourceAudience(resource_id="r1", group_id=gid))
+        session.commit()
+    admin.delete_group("eng")
+    with Session(store_engine) as session:
+        assert session.scalar(select(func.count()).select_from(Membership)) == 0
+        assert session.scalar(select(func.count()).select_from(ResourceAudience)) == 0
+        assert session.scalars(select(User.user_name)).all() == ["alice"]
+        assert session.get(Resource, "r1") is not None
+    assert [g["name"] for g in admin.list_groups()] == []
+
+
+# -- the audit writer -----------------------------------------------------------------------
+
+
+def record(op: str, **kw: Any) -> Audit:
+    return Audit(actor="sync:corp", op=op, run_id="run-1", group="eng", source="corp",
+                 rule="engineering", **kw)
+
+
+def test_audit_file_written_only_after_commit(store_engine: Engine, audit_file: Path) -> None:
+    writer = AuditWriter(audit_file)
+    with store_engine.connect() as conn:
+        with conn.begin():
+            writer.add(conn, record("add_member", user="alice",
+                                    after={"role": "member", "status": "accepted"}))
+            writer.flush_rows(conn)
+            assert audit_file_lines(audit_file) == []
+        writer.committed()
+    lines = audit_file_lines(audit_file)
+    assert [(r["op"], r["user"], r["actor"], r["run_id"]) for r in lines] == [
+        ("add_member", "alice", "sync:corp", "run-1")]
+    assert lines == [r.to_json() for r in audit_rows(store_engine)]
+
+
+def test_audit_file_not_written_after_rollback(store_engine: Engine, audit_file: Path) -> None:
+    writer = AuditWriter(audit_file)
+
+    class Boom(Exception):
+        pass
+
+    with store_engine.connect() as conn:
+        with pytest.raises(Boom), conn.begin():
+            writer.add(conn, record("remove_member", user="bob"))
+            writer.flush_rows(conn)
+            raise Boom
+        writer.rolled_back()
+        writer.committed()  # nothing of the rolled-back transaction may surface
+    assert audit_file_lines(audit_file) == []
+    assert audit_rows(store_engine) == []
+    # The next transaction is written as usual.
+    with store_engine.connect() as conn:
+        with conn.begin():
+            writer.add(conn, record("add_member", user="carol"))
+            writer.flush_rows(conn)
+        writer.committed()
+    assert [r["user"] for r in audit_file_lines(audit_file)] == ["carol"]
+
+
+def test_audit_writer_batches_and_appends(store_engine: Engine, audit_file: Path) -> None:
+    audit_file.parent.mkdir(parents=True)
+    audit_file.write_text('{"op": "earlier"}\n', encoding="utf-8")
+    writer = AuditWriter(audit_file, batch_size=2)
+    with store_engine.connect() as conn:
+        with conn.begin():
+            writer.add_all(conn, [record("add_member", user=f"u{i}") for i in range(5)])
+            # Two full batches went to the table already, in this transaction.
+            assert conn.scalar(select(func.count()).select_from(tables["audit"])) == 4
+            writer.flush_rows(conn)
+        writer.committed()
+    lines = audit_file_lines(audit_file)
+    assert lines[0] == {"op": "earlier"}
+    assert [r["user"] for r in lines[1:]] == [f"u{i}" for i in range(5)]
+    assert [r.user for r in audit_rows(store_engine)] == [f"u{i}" for i in range(5)]
+
+
+def test_audit_writer_without_file(store_engine: Engine) -> None:
+    writer = AuditWriter(None)
+    with store_engine.connect() as conn:
+        with conn.begin():
+            writer.add(conn, record("create_group", after={"kind": "standard"}))
+            writer.flush_rows(conn)
+        writer.committed()
+    [row] = audit_rows(store_engine)
+    assert (row.op, row.after, row.extra) == ("create_group", {"kind": "standard"}, None)
+
+
+def test_audit_json_roundtrip_through_the_store(store_engine: Engine) -> None:
+    ts = datetime(2026, 11, 22, 13, 0, 0, 123456, tzinfo=UTC)
+    original = Audit(actor="sync:corp", op="change_role", run_id="r", group="g", user="u",
+                     rule="x", source="corp", before={"role": "member"},
+                     after={"role": "owner", "nested": {"a": [1, "ü"]}},
+                     extra={"why": "test"}, ts=ts)
+    writer = AuditWriter(None)
+    with store_engine.begin() as conn:
+        writer.add(conn, original)
+        writer.flush_rows(conn)
+    [back] = audit_rows(store_engine)
+    assert back.to_json() == original.to_json()
+    assert back.to_json()["ts"] == "2026-11-22T13:00:00.123456Z"
+    assert back.to_json()["extra"] == {"why": "test"}
+    assert "extra" not in Audit(actor="a", op="b").to_json()
+
+
+def test_group_update_bumps_updated_at(store_engine: Engine) -> None:
+    with store_engine.begin() as conn:
+        add_group(conn, "eng")
+    with Session(store_engine) as session:
+        g = session.scalars(select(Group)).one()
+        first = g.updated_at
+        session.execute(update(Group).where(Group.id == g.id).values(description="x"))
+        session.commit()
+    with Session(store_engine) as session:
+        g = session.scalars(select(Group)).one()
+        assert g.description == "x"
+        assert g.updated_at >= first
+
+
+# -- the servers rule -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("ci", "exit_code", "outcome"), [
+    ("true", 1, "1 failed"),
+    ("", 0, "1 skipped"),
+])
+def test_missing_postgresql_fails_in_ci_and_skips_elsewhere(ci: str, exit_code: int,
+                                                            outcome: str) -> None:
+    env = {**os.environ, "CI": ci,
+           "SYNCD_TEST_PG_URL": "postgresql+psycopg://postgres@127.0.0.1:1/test"}
+    node = f"{__file__}::test_ensure_schema_creates_an_empty_store[postgresql]"
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             node], env=env, capture_output=True, text=True, timeout=300,
+                            check=False, cwd=Path(__file__).parent.parent.parent)
+    assert result.returncode == exit_code, result.stdout + result.stderr
+    assert outcome in result.stdout
+    assert "PostgreSQL is not available" in result.stdout
