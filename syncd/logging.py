@@ -62,7 +62,11 @@ def configure(fmt: LogFormat = "auto", verbosity: int = 0, stream: Any = None) -
     renderer: Any
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
-        shared += [structlog.processors.dict_tracebacks, redact_secrets]
+        # Tracebacks as data, without local variables (noise in a log, and they may hold
+        # values nobody meant to log); masked again once formatted.
+        tracebacks = structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False))
+        shared += [tracebacks, redact_secrets]
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
 
