@@ -124,10 +124,15 @@ class Applier:
 
     def _update_groups(self, batch: list[UpdateGroup]) -> None:
         now = utcnow()
+        # Renames may pass names between groups (a chain or a swap): first park each renamed
+        # group under its own id, which no other group has as a name, then rename it.
+        moved = [c for c in batch if "name" in c.fields or "organisation" in c.fields]
+        for c in moved:
+            self.conn.execute(update(GROUPS).where(GROUPS.c.id == c.key).values(name=c.key))
         for c in batch:
             values = {k: v["new"] for k, v in c.fields.items()}
             self.conn.execute(update(GROUPS).where(GROUPS.c.id == c.key)
-                              .values(**values, updated_at=now))
+                              .values({"name": c.group, **values, "updated_at": now}))
             self._record(c, group=c.group,
                          before={k: v["old"] for k, v in c.fields.items()}, after=values)
 

@@ -11,7 +11,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from syncd.config.rules import Rule
-from syncd.existing import ExistingState, StoreGroup, StoreMember
+from syncd.existing import (
+    M_ORIGIN,
+    M_ROLE,
+    M_SOURCE,
+    M_STATUS,
+    M_USER_ID,
+    ExistingState,
+    StoreGroup,
+    StoreMember,
+)
 from syncd.index import SourceIndex
 from syncd.plan import (
     AddMember,
@@ -28,7 +37,9 @@ from syncd.plan import (
 )
 from syncd.rules import DesiredGroup, MemberResolver, Warning, summarise_dangling
 
-ACTIVE_STATUSES_SYNC_RESTORES = ("deactivated",)
+# A membership status sync set itself, and sets back to accepted when the user is enabled
+# again; any other status (invited, pending, left, ...) belongs to the application.
+RESTORED = ("deactivated",)
 
 
 @dataclass
@@ -55,6 +66,8 @@ class Differ:
         self.existing = existing
         self.result = DiffResult(warnings=resolver.warnings)
         self._new_users: dict[str, Change] = {}
+        # Members left out as unknown users: added after all, if another rule creates them.
+        self._unknown: list[AddMember] = []
         self._by_rule_groups: dict[str, int] = defaultdict(int)
         self._by_rule_members: dict[str, int] = defaultdict(int)
 
@@ -72,6 +85,9 @@ class Differ:
         for d in desired:
             by_target[(d.organisation, d.name)].append(d)
         placed: dict[str, tuple[DesiredGroup, str]] = {}
+        # Claims on names held by other groups of this connector: granted when the plan
+        # renames or deletes the holder (see _free_names).
+        waiting: dict[str, tuple[DesiredGroup, str, StoreGroup]] = {}
         for target, claimants in by_target.items():
             holder = self.existing.by_name.get(target)
             if len(claimants) > 1:
@@ -88,11 +104,11 @@ class Differ:
             else:
                 d = claimants[0]
             mine = self.existing.managed.get(d.external_id)
+            key = mine.id if mine else f"new:{d.external_id}"
             if holder is None or holder is mine:
-                placed[d.external_id] = (d, mine.id if mine else f"new:{d.external_id}")
+                placed[d.external_id] = (d, key)
             elif holder.managed and holder.source == self.connector:
-                self._conflict(d, f"a name held by another group synced from "
-                               f"{self.connector!r} ({holder.external_id})")
+                waiting[d.external_id] = (d, key, holder)
             elif holder.managed:
                 self._conflict(d, f"a name held by a group synced from {holder.source!r}")
             elif d.rule.adopt_existing and mine is None:
@@ -100,7 +116,36 @@ class Differ:
             else:
                 self._conflict(d, "a name held by a local group (set adopt_existing to take "
                                "it over)")
+        self._free_names(placed, waiting, {d.external_id for d in desired})
         return placed
+
+    def _free_names(self, placed: dict[str, tuple[DesiredGroup, str]],
+                    waiting: dict[str, tuple[DesiredGroup, str, StoreGroup]],
+                    wanted: set[str]) -> None:
+        """Grant the waiting claims whose holder this plan deletes or renames away.
+
+        Renames may chain or swap names, so every claim is first assumed granted and those
+        whose holder keeps its name are withdrawn until none changes. The apply order
+        (deletes, then renames in two steps, then creates) lets the names pass on in one run.
+        """
+        changed = True
+        while changed:
+            changed = False
+            for ext, (d, _key, holder) in list(waiting.items()):
+                held_by = holder.external_id
+                if held_by is not None and held_by in wanted:
+                    moves = held_by in placed or held_by in waiting
+                else:
+                    moves = (held_by is not None
+                             and self.existing.managed.get(held_by) is holder
+                             and self._policy(holder) == "delete")
+                if not moves:
+                    del waiting[ext]
+                    changed = True
+                    self._conflict(d, f"a name held by another group synced from "
+                                   f"{self.connector!r} ({held_by})")
+        for ext, (d, key, _holder) in waiting.items():
+            placed[ext] = (d, key)
 
     def _group_changes(self, d: DesiredGroup, key: str) -> None:
         attrs = {"description": d.description, "kind": d.kind, "organisation": d.organisation}
@@ -130,10 +175,14 @@ class Differ:
                 group=current.name, source=self.connector, rule=d.rule.name, fields=fields,
                 key=key))
 
+    def _policy(self, g: StoreGroup) -> str:
+        """What happens to a managed group gone from the source: its rule's on_source_delete."""
+        rule = self.rules.get(g.rule or "")
+        return rule.on_source_delete if rule else "delete"
+
     def _gone(self, g: StoreGroup) -> None:
         """A managed group no longer desired: its rule's on_source_delete decides."""
-        rule = self.rules.get(g.rule or "")
-        policy = rule.on_source_delete if rule else "delete"
+        policy = self._policy(g)
         rule_name = g.rule or ""
         if policy == "delete":
             self.result.changes.append(DeleteGroup(group=g.name, source=self.connector,
@@ -145,10 +194,9 @@ class Differ:
     # -- members ----------------------------------------------------------------------------
 
     def _user_change(self, pos: int, rule: Rule) -> str | None:
-        """Make sure the user will exist; the membership status to give, None to skip."""
+        """A user not in the store: plan its creation per rule; the membership status to
+        give, or None to leave the membership out."""
         su = self.index.users[pos]
-        if su.user_name in self.existing.users:
-            return "accepted"
         made = self._new_users.get(su.user_name)
         if made is not None:
             return "invited" if isinstance(made, InviteUser) else "accepted"
@@ -156,52 +204,56 @@ class Differ:
         if policy == "skip" or su.disabled:
             return None
         cls = InviteUser if policy == "invite" else CreateUser
-        change = cls(user=su.user_name, email=su.email, external=su.external,
-                     source=self.connector, display_name=su.display_name,
-                     external_id=su.external_id)
+        change = cls(su.user_name, su.email, su.external, self.connector, su.display_name,
+                     su.external_id)
         self._new_users[su.user_name] = change
         self.result.changes.append(change)
         return "invited" if cls is InviteUser else "accepted"
 
     def _members(self, d: DesiredGroup, key: str, group_name: str,
                  existing: list[StoreMember]) -> None:
+        """Compare one group's desired members with its rows (hot: millions of members)."""
         rule = d.rule
-        have = {m.user: m for m in existing}
-        want = self.resolver.members(d)
-        seen: set[str] = set()
+        rname = rule.name
+        connector = self.connector
+        users = self.index.users
+        store_users = self.existing.users
+        remove_disabled = rule.members.disabled_users == "remove"
         changes = self.result.changes
-        for pos, role in want.items():
-            su = self.index.users[pos]
+        have = {m[M_USER_ID]: m for m in existing}
+        kept: set[str] = set()
+        seen: set[str] = set()
+        for pos, role in self.resolver.members(d).items():
+            su = users[pos]
             name = su.user_name
             disabled = su.disabled
-            if name in seen or (disabled and rule.members.disabled_users == "remove"):
+            if name in seen or (disabled and remove_disabled):
                 continue
             seen.add(name)
-            current = have.get(name)
-            if current is not None:
-                if not current.ours(self.connector):
-                    continue  # a manual or foreign membership: never ours to change
-                if current.role != role:
-                    changes.append(ChangeRole(group=group_name, user=name, old=current.role,
-                                              new=role, rule=rule.name, key=key))
-                status = "deactivated" if disabled else (
-                    "accepted" if current.status in ACTIVE_STATUSES_SYNC_RESTORES
-                    else current.status)
-                if current.status != status:
-                    changes.append(SetMemberStatus(group=group_name, user=name,
-                                                   old=current.status, new=status,
-                                                   rule=rule.name, key=key))
+            stored = store_users.get(name)
+            current = have.get(stored.id) if stored is not None else None
+            if current is None:
+                status = "accepted" if stored is not None else self._user_change(pos, rule)
+                if status is not None:
+                    changes.append(AddMember(group_name, name, role,
+                                             "deactivated" if disabled else status, rname,
+                                             key))
+                else:
+                    self._unknown.append(AddMember(group_name, name, role, "", rname, key))
                 continue
-            status_for_new = self._user_change(pos, rule)
-            if status_for_new is None:
-                continue
-            changes.append(AddMember(group=group_name, user=name, role=role,
-                                     status="deactivated" if disabled else status_for_new,
-                                     rule=rule.name, key=key))
+            kept.add(current[M_USER_ID])
+            if current[M_ORIGIN] != "sync" or current[M_SOURCE] != connector:
+                continue  # a manual or foreign membership: never ours to change
+            if current[M_ROLE] != role:
+                changes.append(ChangeRole(group_name, name, current[M_ROLE], role, rname, key))
+            old = current[M_STATUS]
+            new = "deactivated" if disabled else ("accepted" if old in RESTORED else old)
+            if old != new:
+                changes.append(SetMemberStatus(group_name, name, old, new, rname, key))
         for m in existing:
-            if m.user not in seen and m.ours(self.connector):
-                changes.append(RemoveMember(group=group_name, user=m.user, rule=rule.name,
-                                            key=key))
+            if m[M_USER_ID] not in kept and m[M_ORIGIN] == "sync" and m[M_SOURCE] == connector:
+                changes.append(RemoveMember(group_name, self.existing.user_names[m[M_USER_ID]],
+                                            rname, key))
 
     # -- the whole diff ---------------------------------------------------------------------
 
@@ -219,8 +271,11 @@ class Differ:
         dangling: list[tuple[str, list[str]]] = []
         visited: set[str] = set()
         managed_members = 0
-        for group_id, members in self.existing.memberships():
-            ours = sum(1 for m in members if m.ours(self.connector))
+        adopt = frozenset(key for key in by_key
+                          if not key.startswith("new:") and not self.existing.groups[key].managed)
+        for group_id, members in self.existing.memberships(adopt):
+            ours = sum(1 for m in members
+                       if m[M_ORIGIN] == "sync" and m[M_SOURCE] == self.connector)
             managed_members += ours
             g = self.existing.groups[group_id]
             if g.managed and g.source == self.connector:
@@ -233,6 +288,11 @@ class Differ:
         for key, d in by_key.items():
             if key not in visited:
                 self._members(d, key, self._group_name(key, d), [])
+        for add in self._unknown:  # whether a user is created does not hang on group order
+            made = self._new_users.get(add.user)
+            if made is not None:
+                add.status = "invited" if isinstance(made, InviteUser) else "accepted"
+                self.result.changes.append(add)
         for d in by_key.values():
             refs = self.resolver.dangling(d)
             if refs:

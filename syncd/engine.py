@@ -55,6 +55,9 @@ class RunOptions:
     offline: bool = False
     rules: list[Rule] | None = None
     progress: ProgressHook | None = None
+    # Record the store state digest a saved plan is checked against (costs a pass over
+    # every membership row read; only --plan-out needs it).
+    state_digest: bool = False
 
 
 @dataclass
@@ -200,7 +203,7 @@ class SyncEngine:
         name = connector.config.name
         with self.engine.connect() as conn:
             last_groups = mirror.group_count(conn, name)
-            existing = ExistingState(conn, name)
+            existing = ExistingState(conn, name, digest=opts.state_digest)
             evaluator = Evaluator(pulled.index, connector.normalise_ref)
             applicable = rules_for(rules, name)
             desired = list(desired_groups(applicable, name, evaluator))

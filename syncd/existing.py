@@ -11,9 +11,12 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import groupby
+from operator import itemgetter
+from typing import Any, Final, NamedTuple
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import ColumnElement, Connection, or_, select
 
+from syncd.store.bulk import stream_tuples
 from syncd.store.schema import tables
 
 GROUPS = tables["groups"]
@@ -43,21 +46,26 @@ class StoreGroup:
                 "organisation": self.organisation, "icon": self.icon}
 
 
-@dataclass(slots=True)
-class StoreMember:
-    """A membership row with its user's name."""
+# Positions in a membership row (``StoreMember``): the diff reads the driver's tuples as
+# they come, without making an object per row.
+M_USER_ID: Final = 1
+M_ROLE: Final = 2
+M_STATUS: Final = 3
+M_ORIGIN: Final = 4
+M_SOURCE: Final = 5
 
-    user: str
+
+class StoreMember(NamedTuple):
+    """A membership row as ``ExistingState.memberships`` yields it: a plain tuple in this
+    field order (the names document it; rows are not converted, use the M_* positions)."""
+
+    group_id: str
     user_id: str
     role: str
     status: str
     origin: str
     source: str | None
     rule: str | None
-
-    def ours(self, connector: str) -> bool:
-        """Written by this connector's sync (so sync may change or remove it)."""
-        return self.origin == "sync" and self.source == connector
 
 
 @dataclass(slots=True)
@@ -71,19 +79,21 @@ class StoreUser:
 class ExistingState:
     """The store as one connector's diff sees it."""
 
-    def __init__(self, conn: Connection, connector: str) -> None:
+    def __init__(self, conn: Connection, connector: str, digest: bool = False) -> None:
         self.conn = conn
         self.connector = connector
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if digest else None
         self.groups: dict[str, StoreGroup] = {}
         self.by_name: dict[tuple[str, str], StoreGroup] = {}
         self.managed: dict[str, StoreGroup] = {}
         self.users: dict[str, StoreUser] = {}
+        self.user_names: dict[str, str] = {}
         self._load_groups()
         self._load_users()
 
     def _fold(self, *values: object) -> None:
-        self._hash.update(repr(values).encode("utf-8"))
+        if self._hash is not None:
+            self._hash.update(repr(values).encode("utf-8"))
 
     def _load_groups(self) -> None:
         g = GROUPS.c
@@ -103,37 +113,38 @@ class ExistingState:
         for row in self.conn.execute(select(u.user_name, u.id, u.status).order_by(u.id)):
             self._fold(*row)
             self.users[row[0]] = StoreUser(row[1], row[2])
+            self.user_names[row[1]] = row[0]
 
-    def memberships(self) -> Iterator[tuple[str, list[StoreMember]]]:
-        """(group id, members) for every group this connector manages, or that a rule may
-        adopt, in group id order. Groups with no members are not listed."""
-        m, u = MEMBERSHIPS.c, USERS.c
-        group_ids = select(GROUPS.c.id).where(or_(
-            (GROUPS.c.source == self.connector) & GROUPS.c.managed,
-            ~GROUPS.c.managed,
-        ))
-        query = (select(m.group_id, u.user_name, m.user_id, m.role, m.status, m.origin,
-                        m.source, m.rule)
-                 .join(USERS, u.id == m.user_id)
-                 .where(m.group_id.in_(group_ids))
+    def memberships(self, adopt: frozenset[str] = frozenset(),
+                    ) -> Iterator[tuple[str, list[StoreMember]]]:
+        """(group id, member rows) for every group this connector manages and the local
+        groups in ``adopt``, in group id order. Groups with no members are not listed."""
+        m = MEMBERSHIPS.c
+        scope: ColumnElement[bool] = (GROUPS.c.source == self.connector) & GROUPS.c.managed
+        if adopt:
+            scope = or_(scope, GROUPS.c.id.in_(sorted(adopt)))
+        query = (select(m.group_id, m.user_id, m.role, m.status, m.origin, m.source, m.rule)
+                 .where(m.group_id.in_(select(GROUPS.c.id).where(scope)))
                  .order_by(m.group_id, m.user_id))
-        # Statement-level option: on a Connection, execution_options() would stick.
-        rows = self.conn.execute(query.execution_options(yield_per=5000))
-        for group_id, items in groupby(rows, key=lambda r: r[0]):
-            members = []
-            for row in items:
-                self._fold(*row)
-                members.append(StoreMember(*row[1:]))
+        fold = self._hash is not None
+        for group_id, items in groupby(stream_tuples(self.conn, query), key=itemgetter(0)):
+            members: list[Any] = list(items)
+            # The digest covers the connector's own groups, not those a rule may adopt, so
+            # that `syncd apply` (which adopts nothing new) computes the same one.
+            if fold and group_id not in adopt:
+                for row in members:
+                    self._fold(*row)
             yield group_id, members
 
     def digest(self) -> str:
-        """The digest of everything read so far (read all memberships first)."""
-        return "sha256:" + self._hash.hexdigest()
+        """The digest of everything read so far (read all memberships first); empty when
+        the state was loaded without one."""
+        return "sha256:" + self._hash.hexdigest() if self._hash is not None else ""
 
 
 def state_digest(conn: Connection, connector: str) -> str:
     """The digest a plan for ``connector`` would record against the store as it is now."""
-    state = ExistingState(conn, connector)
+    state = ExistingState(conn, connector, digest=True)
     for _ in state.memberships():
         pass
     return state.digest()

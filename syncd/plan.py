@@ -31,7 +31,8 @@ class Change:
     internal: ClassVar[tuple[str, ...]] = ("key",)
 
     def sort_key(self) -> tuple[int, str, str]:
-        """Apply order: users, groups created or changed, members, then removals."""
+        """Apply order: users, groups deleted, changed, then created (so that a name one
+        group gives up passes to another in the same run), members, then removals."""
         return (self.rank, getattr(self, "group", "") or "", getattr(self, "user", "") or "")
 
     def to_json(self, internal: bool = False) -> dict[str, Any]:
@@ -71,7 +72,7 @@ class CreateGroup(Change):
     """A new group made from a source group."""
 
     op: ClassVar[str] = "create_group"
-    rank: ClassVar[int] = 1
+    rank: ClassVar[int] = 3
     group: str
     source: str
     external_id: str
@@ -98,7 +99,7 @@ class AddMember(Change):
     """A membership to add."""
 
     op: ClassVar[str] = "add_member"
-    rank: ClassVar[int] = 3
+    rank: ClassVar[int] = 4
     group: str
     user: str
     role: str
@@ -112,7 +113,7 @@ class ChangeRole(Change):
     """A member's role to change."""
 
     op: ClassVar[str] = "change_role"
-    rank: ClassVar[int] = 4
+    rank: ClassVar[int] = 5
     group: str
     user: str
     old: str
@@ -126,7 +127,7 @@ class SetMemberStatus(Change):
     """A member's status to change (deactivated for a disabled user, back to accepted)."""
 
     op: ClassVar[str] = "set_member_status"
-    rank: ClassVar[int] = 4
+    rank: ClassVar[int] = 5
     group: str
     user: str
     old: str
@@ -140,7 +141,7 @@ class RemoveMember(Change):
     """A membership to remove."""
 
     op: ClassVar[str] = "remove_member"
-    rank: ClassVar[int] = 5
+    rank: ClassVar[int] = 6
     group: str
     user: str
     rule: str
@@ -152,7 +153,7 @@ class ArchiveGroup(Change):
     """A managed group gone from the source, archived by its rule."""
 
     op: ClassVar[str] = "archive_group"
-    rank: ClassVar[int] = 6
+    rank: ClassVar[int] = 7
     group: str
     source: str
     rule: str
@@ -164,7 +165,7 @@ class DeleteGroup(Change):
     """A managed group gone from the source, deleted by its rule (memberships go too)."""
 
     op: ClassVar[str] = "delete_group"
-    rank: ClassVar[int] = 7
+    rank: ClassVar[int] = 1
     group: str
     source: str
     rule: str

@@ -96,19 +96,23 @@ def _connector_table(console: Console, cp: ConnectorPlan, dry_run: bool) -> None
         if isinstance(u, CreateUser):
             console.print(Text(f"  + {u.op} {u.user} <{u.email or ''}>"
                                f"{' (external)' if u.external else ''}", style="green"))
-    headers: dict[str, Change] = {}
+    # A plan may delete a group and create another under its name: a group name may head
+    # several group changes.
+    headers: dict[str, list[Change]] = defaultdict(list)
     members: dict[str, list[Change]] = defaultdict(list)
     for c in cp.changes:
         group = getattr(c, "group", None)
         if group is None:
             continue
         if c.op in _GROUP_MARK:
-            headers.setdefault(group, c)
+            headers[group].append(c)
         else:
             members[group].append(c)
     for group in sorted(set(headers) | set(members)):
-        console.print(Text("  ").append(_group_header(headers[group])) if group in headers
-                      else Text(f"  ~ members of {group}", style="bold"))
+        for header in headers.get(group, []):
+            console.print(Text("  ").append(_group_header(header)))
+        if group not in headers:
+            console.print(Text(f"  ~ members of {group}", style="bold"))
         items = members.get(group, [])
         for c in items[:MEMBER_LINES]:
             console.print(Text("      ").append(_member_line(c)))

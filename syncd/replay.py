@@ -31,8 +31,8 @@ def apply_plan(path: Path, engine: Engine, audit: AuditWriter, force: bool) -> R
                                      "was made")] if name in stale else []
         elif cp.blocked_by and not force:
             cp.status = "blocked"
-        else:
-            cp.blocked_by = []
+        else:  # nothing blocks it (any more): a plan saved as blocked is applied with --force
+            cp.blocked_by, cp.status = [], "ok"
     if any(cp.status == "blocked" for cp in plan.connectors.values()):
         with engine.begin() as conn:
             for name, cp in plan.connectors.items():
@@ -48,7 +48,7 @@ def apply_plan(path: Path, engine: Engine, audit: AuditWriter, force: bool) -> R
     for name, cp in plan.connectors.items():
         started = utcnow()
         with engine.connect() as conn:
-            existing = ExistingState(conn, name)
+            existing = ExistingState(conn, name, digest=True)
             for _ in existing.memberships():
                 pass
             if existing.digest() != cp.state_digest:  # moved between check and apply

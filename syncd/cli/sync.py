@@ -79,7 +79,7 @@ def sync(ctx: click.Context, connectors: tuple[str, ...], dry_run: bool, check: 
     with _progress(fmt == "table" and not quiet) as hook:
         result = engine.run(list(connectors), RunOptions(
             dry_run=dry_run or check, full=full, force=force, offline=offline, rules=rules,
-            progress=hook))
+            progress=hook, state_digest=plan_out is not None))
     if plan_out:
         render.write_plan_file(plan_out, result, app.config_path)
     if fmt == "json":

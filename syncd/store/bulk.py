@@ -9,12 +9,13 @@ per batch; updates and deletes, which are few, go through ``plain()`` twins of t
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Column, Connection, Dialect, MetaData, Table, insert
+from sqlalchemy import Column, Connection, Dialect, MetaData, Select, Table, insert
 from sqlalchemy.types import NullType
 
 _PLAIN = MetaData()
@@ -53,3 +54,31 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str],
     sql = (f"INSERT INTO {q.format_table(table)} ({', '.join(q.quote(c) for c in columns)}) "  # noqa: S608
            f"VALUES ({', '.join([mark] * len(columns))})")
     conn.exec_driver_sql(sql, rows)
+
+
+def stream_tuples(conn: Connection, query: Select[Any], batch: int = 10000,
+                  ) -> Iterator[tuple[Any, ...]]:
+    """Rows of ``query`` as the driver's plain tuples, fetched in batches, in the
+    connection's transaction.
+
+    For columns without result processing (strings, numbers): skips SQLAlchemy's per-row
+    work on the hot read of a diff. PostgreSQL gets a server-side cursor, so that a large
+    result is never held whole.
+    """
+    compiled = query.compile(dialect=conn.dialect,
+                             compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    args: Any = (tuple(params[k] for k in compiled.positiontup or ())
+                 if compiled.positional else params)
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    if conn.dialect.name == "postgresql":
+        cursor = dbapi.cursor(name=f"syncd_{uuid.uuid4().hex}")
+    else:
+        cursor = dbapi.cursor()
+    try:
+        cursor.execute(str(compiled), args)
+        while rows := cursor.fetchmany(batch):
+            yield from rows
+    finally:
+        cursor.close()
