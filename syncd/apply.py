@@ -106,6 +106,14 @@ class Applier:
                 ext.append((uid, self.connector, c.external_id))
             self._record(c, user=c.user, after={"email": c.email, "external": c.external})
         insert_rows(self.conn, USERS, USER_COLUMNS, rows)
+        if ext:
+            # A user renamed in the source (same external id, new user name) is a new user
+            # here: user names are what the application knows people by. The source's id
+            # moves to the new user; the old one keeps its manual memberships.
+            x = USER_IDS.c
+            self.conn.execute(delete(USER_IDS).where(x.source == bindparam("s"),
+                                                     x.external_id == bindparam("e")),
+                              [{"s": self.connector, "e": e[2]} for e in ext])
         insert_rows(self.conn, USER_IDS, ("user_id", "source", "external_id"), ext)
 
     def _create_groups(self, batch: list[CreateGroup]) -> None:

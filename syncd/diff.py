@@ -65,7 +65,7 @@ class Differ:
         self.resolver = resolver
         self.existing = existing
         self.result = DiffResult(warnings=resolver.warnings)
-        self._new_users: dict[str, Change] = {}
+        self._new_users: dict[str, CreateUser] = {}
         # Members left out as unknown users: added after all, if another rule creates them.
         self._unknown: list[AddMember] = []
         self._by_rule_groups: dict[str, int] = defaultdict(int)
@@ -193,22 +193,24 @@ class Differ:
 
     # -- members ----------------------------------------------------------------------------
 
-    def _user_change(self, pos: int, rule: Rule) -> str | None:
-        """A user not in the store: plan its creation per rule; the membership status to
-        give, or None to leave the membership out."""
+    def _note_unknown(self, pos: int, rule: Rule) -> None:
+        """A user not in the store, reached by ``rule``: plan its creation as the rule says.
+
+        Order-independent: a user that any rule creates is created, and invited only where
+        every rule that reaches it invites. Its memberships are added at the end of the diff
+        (``_unknown``), ``invited`` for an invited user and ``accepted`` for a created one,
+        as they would be had the user been in the store already.
+        """
         su = self.index.users[pos]
-        made = self._new_users.get(su.user_name)
-        if made is not None:
-            return "invited" if isinstance(made, InviteUser) else "accepted"
         policy = rule.members.unknown_users
         if policy == "skip" or su.disabled:
-            return None
-        cls = InviteUser if policy == "invite" else CreateUser
-        change = cls(su.user_name, su.email, su.external, self.connector, su.display_name,
-                     su.external_id)
-        self._new_users[su.user_name] = change
-        self.result.changes.append(change)
-        return "invited" if cls is InviteUser else "accepted"
+            return
+        made = self._new_users.get(su.user_name)
+        if made is None or (policy == "create" and isinstance(made, InviteUser)):
+            cls = InviteUser if policy == "invite" else CreateUser
+            self._new_users[su.user_name] = cls(
+                su.user_name, su.email, su.external, self.connector, su.display_name,
+                su.external_id)
 
     def _members(self, d: DesiredGroup, key: str, group_name: str,
                  existing: list[StoreMember]) -> None:
@@ -233,12 +235,12 @@ class Differ:
             stored = store_users.get(name)
             current = have.get(stored.id) if stored is not None else None
             if current is None:
-                status = "accepted" if stored is not None else self._user_change(pos, rule)
-                if status is not None:
+                if stored is not None:
                     changes.append(AddMember(group_name, name, role,
-                                             "deactivated" if disabled else status, rname,
+                                             "deactivated" if disabled else "accepted", rname,
                                              key))
                 else:
+                    self._note_unknown(pos, rule)
                     self._unknown.append(AddMember(group_name, name, role, "", rname, key))
                 continue
             kept.add(current[M_USER_ID])
@@ -288,6 +290,7 @@ class Differ:
         for key, d in by_key.items():
             if key not in visited:
                 self._members(d, key, self._group_name(key, d), [])
+        self.result.changes.extend(self._new_users.values())
         for add in self._unknown:  # whether a user is created does not hang on group order
             made = self._new_users.get(add.user)
             if made is not None:

@@ -124,15 +124,17 @@ class SyncEngine:
     def pull(self, connector: Connector, opts: RunOptions) -> Pulled:
         """The complete current picture: from the mirror, a delta over it, or a snapshot."""
         name = connector.config.name
+        needed = connector.needed_attributes
         with self.engine.connect() as conn:
             if opts.offline:
-                index = mirror.load_index(conn, name)
-                if index is None:
-                    raise UsageError(f"connector {name!r} has no mirror yet: run a sync first")
+                index = mirror.load_index(conn, name, needed)
                 return Pulled(index, "offline", None, from_source=False)
             cursor = self._cursor(conn, name)
+            mirrored = mirror.info(conn, name)
+            # A delta is laid over the mirror: only when the mirror holds every attribute
+            # the rules read now (a rule change may need one the last pull did not fetch).
             if not opts.full and cursor is not None and connector.supports_delta \
-                    and mirror.group_count(conn, name) is not None:
+                    and mirrored is not None and not mirrored.missing(needed):
                 delta = connector.delta(cursor)
                 if delta is not None:
                     users, groups = mirror.with_delta(conn, name, delta)
@@ -234,7 +236,8 @@ class SyncEngine:
                         progress=_counting(opts.progress, name, len(cp.changes))
                         ).apply(cp.changes)
                 if pulled.from_source:
-                    mirror.store_snapshot(conn, name, pulled.index)
+                    mirror.store_snapshot(conn, name, pulled.index,
+                                          connector.needed_attributes)
                     self._save_cursor(conn, name, pulled.cursor)
                 self._insert_run(conn, run_id, cp, started_at,
                                  "applied" if cp.changes else "no_changes")

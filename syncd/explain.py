@@ -22,9 +22,12 @@ def explain_group(cfg: Config, engine: Engine, connector_name: str, group: str,
     connector = sync.connector(connector_name, cfg.rules)
     try:
         with engine.connect() as conn:
-            index: SourceIndex | None = mirror.load_index(conn, connector_name)
+            mirrored = mirror.info(conn, connector_name)
+            index: SourceIndex | None = None
+            if mirrored is not None and not mirrored.missing(connector.needed_attributes):
+                index = mirror.load_index(conn, connector_name, connector.needed_attributes)
         source = "mirror of the last complete snapshot"
-        if index is None:
+        if index is None:  # never synced, or the rules read attributes the mirror lacks
             index = sync.pull(connector, RunOptions(full=True)).index
             source = "source"
     finally:

@@ -62,13 +62,15 @@ class SourceIndex:
         return n
 
     def add_user(self, user: SourceUser) -> None:
-        """Add one user (a later duplicate of the same external id replaces it)."""
+        """Add one user; where two share a ref or a user name, look-ups find the first."""
         self._user_by_ref.setdefault(user.ref, len(self.users))
         self._user_by_name.setdefault(user.user_name, len(self.users))
         self.users.append(user)
 
     def add_group(self, group: SourceGroup) -> None:
-        """Add one group; its member refs are interned and its ``members`` list dropped."""
+        """Add one group; its member refs are interned and its ``members`` and ``owners``
+        lists are emptied in place (the index keeps them compactly; build from fresh
+        objects)."""
         pos = len(self.groups)
         self._group_by_ref.setdefault(group.ref, pos)
         self._group_by_id.setdefault(group.external_id, pos)

@@ -10,15 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
+from syncd.errors import UsageError
 from syncd.index import SourceIndex
 from syncd.source import Delta, SourceGroup, SourceUser
 from syncd.store.bulk import insert_rows, plain
-from syncd.store.schema import tables
+from syncd.store.schema import tables, utcnow
 
+MIRROR_STATE = tables["mirror_state"]
 MIRROR_USERS = tables["mirror_users"]
 MIRROR_GROUPS = tables["mirror_groups"]
 BATCH = 2000
@@ -42,15 +45,33 @@ def _encode(data: dict[str, Any]) -> tuple[str, str]:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest(), text
 
 
+@dataclass(frozen=True)
+class MirrorInfo:
+    """What a connector's mirror holds."""
+
+    attributes: frozenset[str]
+    groups: int
+    users: int
+
+    def missing(self, needed: frozenset[str]) -> frozenset[str]:
+        """Group attributes the rules read that the mirror does not hold."""
+        return needed - self.attributes
+
+
+def info(conn: Connection, connector: str) -> MirrorInfo | None:
+    """The connector's mirror, or None when it never completed a sync."""
+    t = MIRROR_STATE.c
+    row = conn.execute(select(t.attributes, t.groups, t.users)
+                       .where(t.connector == connector)).first()
+    if row is None:
+        return None
+    return MirrorInfo(frozenset(row.attributes), row.groups, row.users)
+
+
 def group_count(conn: Connection, connector: str) -> int | None:
     """Groups in the connector's last complete snapshot; None when there is none."""
-    n = conn.execute(select(func.count()).select_from(MIRROR_GROUPS)
-                     .where(MIRROR_GROUPS.c.connector == connector)).scalar_one()
-    if n:
-        return int(n)
-    users = conn.execute(select(func.count()).select_from(MIRROR_USERS)
-                         .where(MIRROR_USERS.c.connector == connector)).scalar_one()
-    return 0 if users else None
+    mirrored = info(conn, connector)
+    return None if mirrored is None else mirrored.groups
 
 
 def iter_users(conn: Connection, connector: str) -> Iterator[SourceUser]:
@@ -98,8 +119,8 @@ def _sync_table(conn: Connection, table: Any, connector: str,
                 entries: Iterator[tuple[str, dict[str, Any]]]) -> int:
     """Bring one mirror table in line with ``entries``; return rows written or deleted."""
     t = table.c
-    have: dict[str, str] = dict(conn.execute(
-        select(t.external_id, t.digest).where(t.connector == connector)).tuples().all())
+    have: dict[str, str] = {row[0]: row[1] for row in conn.execute(
+        select(t.external_id, t.digest).where(t.connector == connector))}
     inserts: list[tuple[str, str, str, str]] = []
     updates: list[dict[str, Any]] = []
     touched = 0
@@ -134,8 +155,10 @@ def _sync_table(conn: Connection, table: Any, connector: str,
     return touched + len(gone)
 
 
-def store_snapshot(conn: Connection, connector: str, index: SourceIndex) -> int:
-    """Make the mirror equal the complete snapshot in ``index``; return rows touched."""
+def store_snapshot(conn: Connection, connector: str, index: SourceIndex,
+                   attributes: frozenset[str]) -> int:
+    """Make the mirror equal the complete snapshot in ``index``, whose groups carry
+    ``attributes``; return rows touched."""
     seen: set[str] = set()
 
     def users() -> Iterator[tuple[str, dict[str, Any]]]:
@@ -151,12 +174,27 @@ def store_snapshot(conn: Connection, connector: str, index: SourceIndex) -> int:
                 done.add(g.external_id)
                 yield g.external_id, _group_data(index, pos)
 
-    return _sync_table(conn, MIRROR_USERS, connector, users()) + _sync_table(
+    touched = _sync_table(conn, MIRROR_USERS, connector, users()) + _sync_table(
         conn, MIRROR_GROUPS, connector, groups())
+    state = {"attributes": sorted(attributes), "groups": len(index.groups),
+             "users": len(index.users), "updated_at": utcnow()}
+    t = MIRROR_STATE.c
+    if not conn.execute(update(MIRROR_STATE).where(t.connector == connector)
+                        .values(state)).rowcount:
+        conn.execute(insert(MIRROR_STATE).values(connector=connector, **state))
+    return touched
 
 
-def load_index(conn: Connection, connector: str) -> SourceIndex | None:
-    """The connector's mirror as a source index, or None when it has never synced."""
-    if group_count(conn, connector) is None:
-        return None
+def load_index(conn: Connection, connector: str, needed: frozenset[str]) -> SourceIndex:
+    """The connector's mirror as a source index; UsageError when there is none or when it
+    lacks group attributes the rules read (it holds only what earlier rules read)."""
+    mirrored = info(conn, connector)
+    if mirrored is None:
+        raise UsageError(f"connector {connector!r} has no mirror yet: run a sync first")
+    missing = mirrored.missing(needed)
+    if missing:
+        raise UsageError(
+            f"the mirror of {connector!r} lacks the group attribute(s) "
+            f"{', '.join(sorted(missing))} that these rules read (the last sync's rules did "
+            "not): preview with a live `sync --dry-run` instead")
     return SourceIndex.build(iter_users(conn, connector), iter_groups(conn, connector))

@@ -249,6 +249,18 @@ class Lease(Base):
 
 
 
+class MirrorState(Base):
+    """What a connector's mirror holds: which group attributes were fetched, and counts."""
+
+    __tablename__ = "mirror_state"
+
+    connector: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attributes: Mapped[list[str]] = mapped_column(JSON)
+    groups: Mapped[int] = mapped_column(Integer)
+    users: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class MirrorUser(Base):
     """A user of a connector's last complete snapshot (for deltas, offline plans, explain)."""
 

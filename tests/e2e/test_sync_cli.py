@@ -844,6 +844,35 @@ def test_offline_sync_plans_from_the_mirror(ws: Workspace) -> None:
     assert ws.tables() == before
 
 
+def test_offline_refuses_rules_reading_an_attribute_the_mirror_lacks(ws: Workspace) -> None:
+    ws.sync()
+    before = ws.tables()
+    rules = [{"name": "by-department",
+              "when": {"attribute": {"name": "departmentNumber", "present": True}}}]
+    rules_file = ws.root / "rules.yaml"
+    rules_file.write_text(yaml.safe_dump(rules), encoding="utf-8")
+    result = ws.syncd("sync", "--offline", "--rules", rules_file)
+    assert result.code == 2, result
+    assert "lacks the group attribute(s) departmentnumber" in result.stderr
+    assert ws.tables() == before
+
+
+def test_a_rule_change_reading_a_new_attribute_is_seen_by_explain(ws: Workspace) -> None:
+    """The mirror holds only what the last sync's rules read: explain reads the source
+    when the rules now read more, instead of seeing the attribute as absent."""
+    ws.sync()
+    ws.write_config([{"name": "described",
+                      "when": {"attribute": {"name": "description", "present": True}}}], {})
+    group = next(iter(ws.directory.groups.values()))
+    group.description = "has one"
+    ws.write()
+    result = ws.syncd("explain", "corp", group.cn, "--format", "json")
+    assert result.code == 0, result
+    doc = json.loads(result.stdout)
+    assert doc["from"] == "source"
+    assert doc["decision"]["rule"] == "described"
+
+
 def test_offline_before_any_sync_is_a_usage_error(ws: Workspace) -> None:
     result = ws.syncd("sync", "--offline")
     assert result.code == 2, result

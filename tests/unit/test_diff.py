@@ -675,3 +675,43 @@ def test_unknown_user_skipped_by_one_rule_and_invited_by_another(engine: Engine)
     adds = sorted((c.to_json()["group"], c.to_json()["status"])
                   for c in result.changes if c.op == "add_member")
     assert adds == [("first", "invited"), ("second", "invited")]
+
+
+def test_unknown_user_invited_by_one_rule_and_created_by_another(engine: Engine) -> None:
+    rules = [rule("partners", when={"name": {"equals": "partners"}},
+                  members={"unknown_users": "invite"}),
+             rule("staff", members={"unknown_users": "create"})]
+    # whichever group comes first, alice is created (a rule creates her) and her
+    # memberships are accepted, as they would be had she been in the store already
+    for groups in ([sg("partners", ["alice"]), sg("staff", ["alice"])],
+                   [sg("staff", ["alice"]), sg("partners", ["alice"])]):
+        result = diff(engine, rules, [su("alice")], groups)
+        assert one(result, "create_user")["user"] == "alice"
+        assert "invite_user" not in [c.op for c in result.changes]
+        statuses = {c.to_json()["group"]: c.to_json()["status"]
+                    for c in result.changes if c.op == "add_member"}
+        assert statuses == {"partners": "accepted", "staff": "accepted"}
+
+
+def test_user_renamed_in_the_source_becomes_a_new_user(engine: Engine) -> None:
+    r = rule()
+    apply(engine, [r], lambda: [su("alice")], lambda: [sg("g", ["alice"])])
+
+    def renamed() -> SourceUser:  # same external id, new user name
+        user = su("alice")
+        user.user_name = "alice.smith"
+        user.ref = normalise_dn(user_dn("alice.smith"))
+        return user
+
+    changes = apply(engine, [r], lambda: [renamed()], lambda: [sg("g", ["alice.smith"])])
+    assert sorted((c.op, getattr(c, "user", None)) for c in changes) == [
+        ("add_member", "alice.smith"), ("create_user", "alice.smith"),
+        ("remove_member", "alice")]
+    assert memberships(engine, "g") == {"alice.smith": ("member", "accepted", "sync")}
+    ids = tables["user_external_ids"]
+    with engine.connect() as conn:
+        owners = conn.execute(
+            select(USERS.c.user_name).join(ids, ids.c.user_id == USERS.c.id)
+            .where(ids.c.external_id == "uid-alice")).scalars().all()
+    assert owners == ["alice.smith"]
+    assert ops(diff(engine, [r], [renamed()], [sg("g", ["alice.smith"])])) == []

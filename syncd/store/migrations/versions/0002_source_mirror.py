@@ -19,6 +19,14 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('mirror_state',
+    sa.Column('connector', sa.String(length=64), nullable=False),
+    sa.Column('attributes', sa.JSON(), nullable=False),
+    sa.Column('groups', sa.Integer(), nullable=False),
+    sa.Column('users', sa.Integer(), nullable=False),
+    sa.Column('updated_at', syncd.store.schema.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('connector', name=op.f('pk_mirror_state'))
+    )
     op.create_table('mirror_groups',
     sa.Column('connector', sa.String(length=64), nullable=False),
     sa.Column('external_id', sa.String(length=255), nullable=False),
@@ -36,5 +44,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('mirror_state')
     op.drop_table('mirror_users')
     op.drop_table('mirror_groups')
