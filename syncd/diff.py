@@ -94,9 +94,10 @@ class Differ:
                 keep = [d for d in claimants if holder is not None and holder.managed
                         and holder.source == self.connector
                         and holder.external_id == d.external_id]
-                others = ", ".join(repr(self.index.groups[d.pos].dn) for d in claimants)
                 for d in claimants:
                     if d not in keep:
+                        others = ", ".join(repr(self.index.groups[o.pos].dn)
+                                           for o in claimants if o is not d)
                         self._conflict(d, f"as do other source groups ({others})")
                 if not keep:
                     continue
@@ -301,6 +302,10 @@ class Differ:
             if refs:
                 dangling.append((d.name, refs))
         self.result.warnings.extend(summarise_dangling(dangling))
+        unresolved = [(d.name, self.resolver.unresolved_roles[d.pos]) for d in by_key.values()
+                      if d.pos in self.resolver.unresolved_roles]
+        self.result.warnings.extend(summarise_dangling(
+            unresolved, code="dangling_role", what="role value(s) (e.g. owner DNs)"))
         self.result.managed_groups = len(self.existing.managed)
         self.result.managed_members = managed_members
         self.result.managed_by_rule = {

@@ -208,8 +208,9 @@ class SyncEngine:
             existing = ExistingState(conn, name, digest=opts.state_digest)
             evaluator = Evaluator(pulled.index, connector.normalise_ref)
             applicable = rules_for(rules, name)
-            desired = list(desired_groups(applicable, name, evaluator))
-            resolver = MemberResolver(pulled.index, connector.normalise_ref, [])
+            warnings: list[Warning] = []
+            desired = list(desired_groups(applicable, name, evaluator, warnings))
+            resolver = MemberResolver(pulled.index, connector.normalise_ref, warnings)
             diff = Differ(name, pulled.index, applicable, resolver, existing).run(desired)
             cp.changes, cp.warnings = diff.changes, diff.warnings
             cp.managed_groups, cp.managed_members = diff.managed_groups, diff.managed_members

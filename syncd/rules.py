@@ -199,19 +199,29 @@ def explain(rules: list[Rule], connector: str, evaluator: Evaluator, pos: int) -
 
 
 def desired_groups(rules: list[Rule], connector: str, evaluator: Evaluator,
-                   ) -> Iterator[DesiredGroup]:
-    """The groups the rules put in scope (skip rules and unmatched groups left out)."""
+                   warnings: list[Warning] | None = None) -> Iterator[DesiredGroup]:
+    """The groups the rules put in scope (skip rules and unmatched groups left out).
+
+    A group whose name template renders empty (an attribute it lacks) is left out with an
+    ``empty_name`` warning: a group without a name is never made.
+    """
     applicable = rules_for(rules, connector)
     for pos, group in enumerate(evaluator.index.groups):
         rule = decide(applicable, evaluator, pos)
         if rule is None or rule.action == "skip":
             continue
         t = rule.group
+        name = render(t.name, group)
+        if not name:
+            if warnings is not None:
+                warnings.append(Warning("empty_name", f"source group {group.dn!r}: rule "
+                                        f"{rule.name!r} names it {t.name!r}, which renders "
+                                        "empty; it is skipped"))
+            continue
         yield DesiredGroup(
-            pos=pos, external_id=group.external_id, rule=rule,
-            name=render(t.name, group), description=render(t.description, group),
-            kind=t.kind, organisation=t.organisation,
-            icon=render(t.icon, group) if t.icon else None,
+            pos=pos, external_id=group.external_id, rule=rule, name=name,
+            description=render(t.description, group), kind=t.kind,
+            organisation=t.organisation, icon=render(t.icon, group) if t.icon else None,
         )
 
 
@@ -249,6 +259,8 @@ class MemberResolver:
 
     def __post_init__(self) -> None:
         self._role_groups: dict[tuple[str, bool], set[int]] = {}
+        # group position -> role attribute values (e.g. owner DNs) that resolve to nothing
+        self.unresolved_roles: dict[int, list[str]] = {}
         self._cycles_seen: set[frozenset[int]] = set()
 
     def _users_of(self, pos: int, nested: bool) -> set[int]:
@@ -271,8 +283,9 @@ class MemberResolver:
                 ref = None
             pos = self.index.find_group(value, ref)
             if pos is None:
-                self.warnings.append(Warning("role_group_missing",
-                                             f"role group {value!r} is not in the source"))
+                self.warnings.append(Warning(
+                    "role_group_missing", f"role group {value!r} is not in the source, or "
+                    "its name is shared by several groups (give its DN or id)"))
                 self._role_groups[key] = set()
             else:
                 self._role_groups[key] = self._users_of(pos, nested)
@@ -289,6 +302,8 @@ class MemberResolver:
                 out.add(hit)
             elif kind == "group":
                 out |= self._users_of(hit, nested)
+            else:
+                self.unresolved_roles.setdefault(pos, []).append(value)
         return out
 
     def members(self, desired: DesiredGroup) -> dict[int, str]:
@@ -310,18 +325,20 @@ class MemberResolver:
         return self.index.members[desired.pos].dangling
 
 
-def summarise_dangling(groups: list[tuple[str, list[str]]], limit: int = 20) -> list[Warning]:
-    """One ``dangling_member`` warning per group (up to ``limit``), then a total."""
+def summarise_dangling(groups: list[tuple[str, list[str]]], limit: int = 20,
+                       code: str = "dangling_member", what: str = "member reference(s)",
+                       ) -> list[Warning]:
+    """One warning per group (up to ``limit``), then a total: references that resolve to
+    nothing (``dangling_member``), or role values such as owner DNs (``dangling_role``)."""
     out = []
     total = sum(len(refs) for _, refs in groups)
     for name, refs in groups[:limit]:
         shown = ", ".join(refs[:3]) + (f" and {len(refs) - 3} more" if len(refs) > 3 else "")
-        out.append(Warning("dangling_member",
-                           f"group {name!r}: {len(refs)} member reference(s) resolve to "
+        out.append(Warning(code, f"group {name!r}: {len(refs)} {what} resolve to "
                            f"nothing: {shown}"))
     if len(groups) > limit:
-        out.append(Warning("dangling_member", f"{total} dangling member references in "
-                           f"{len(groups)} groups in all (first {limit} groups listed)"))
+        out.append(Warning(code, f"{total} {what} resolve to nothing in {len(groups)} "
+                           f"groups in all (first {limit} groups listed)"))
     return out
 
 

@@ -21,7 +21,7 @@ from syncd.diff import Differ, DiffResult
 from syncd.existing import ExistingState
 from syncd.index import SourceIndex
 from syncd.plan import Change
-from syncd.rules import Evaluator, MemberResolver, desired_groups, rules_for
+from syncd.rules import Evaluator, MemberResolver, Warning, desired_groups, rules_for
 from syncd.source import SourceGroup, SourceUser
 from syncd.store.db import open_engine, upgrade
 from syncd.store.schema import new_id, tables, utcnow
@@ -715,3 +715,25 @@ def test_user_renamed_in_the_source_becomes_a_new_user(engine: Engine) -> None:
             .where(ids.c.external_id == "uid-alice")).scalars().all()
     assert owners == ["alice.smith"]
     assert ops(diff(engine, [r], [renamed()], [sg("g", ["alice.smith"])])) == []
+
+
+def test_a_name_template_rendering_empty_skips_the_group_with_a_warning() -> None:
+    index = SourceIndex.build(
+        [su("alice")],
+        [sg("with", ["alice"], attributes={"departmentnumber": ["42"]}), sg("without")])
+    warnings: list[Warning] = []
+    r = rule(group={"name": "{attr[departmentNumber]}"})
+    wanted = list(desired_groups([r], CONNECTOR, Evaluator(index, normalise_dn), warnings))
+    assert [d.name for d in wanted] == ["42"]
+    assert [w.code for w in warnings] == ["empty_name"]
+    assert "cn=without" in warnings[0].message
+
+
+def test_owner_values_that_resolve_to_nothing_are_reported(engine: Engine) -> None:
+    owners = {"owner": [user_dn("alice"), user_dn("ghost"), "not a dn"]}
+    r = rule(roles={"owner": {"attribute": "owner"}})
+    result = diff(engine, [r], [su("alice")], [sg("g", ["alice"], attributes=owners)])
+    assert one(result, "add_member")["role"] == "owner"
+    (warning,) = [w for w in result.warnings if w.code == "dangling_role"]
+    assert "group 'g': 2 role value(s)" in warning.message
+    assert "uid=ghost" in warning.message

@@ -556,7 +556,7 @@ def test_dangling_members_are_listed_and_summarised() -> None:
     assert "2 member reference(s)" in w.message
     many = summarise_dangling([(f"g{i}", ["x"]) for i in range(3)], limit=2)
     assert [w.code for w in many] == ["dangling_member"] * 3
-    assert "3 dangling member references in 3 groups" in many[-1].message
+    assert "3 member reference(s) resolve to nothing in 3 groups" in many[-1].message
 
 
 # -- explain --------------------------------------------------------------------------------
