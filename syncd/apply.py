@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from itertools import groupby
 from typing import Any
 
@@ -59,6 +60,7 @@ class Applier:
         self.actor = f"sync:{connector}"
         self.user_ids = {name: u.id for name, u in existing.users.items()}
         self.group_ids: dict[str, str] = {}
+        self._batch_ts = datetime.now(UTC)
         self.groups = existing.groups
         self.progress = progress
 
@@ -71,7 +73,7 @@ class Applier:
         self.audit.add(self.conn, Audit(
             actor=self.actor, op=change.op, run_id=self.run_id, group=group, user=user,
             rule=getattr(change, "rule", None), source=self.connector, before=before,
-            after=after))
+            after=after, ts=self._batch_ts))
 
     def apply(self, changes: list[Change]) -> None:
         """Apply changes in their order, batching runs of the same op."""
@@ -86,6 +88,7 @@ class Applier:
             items = list(run)
             handler = handlers.get(cls) or handlers[cls.__mro__[1]]  # InviteUser is a CreateUser
             for batch in _batches(items):
+                self._batch_ts = datetime.now(UTC)  # one timestamp for a batch's records
                 handler(batch)
                 if self.progress:
                     self.progress(len(batch))

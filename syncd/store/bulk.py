@@ -28,16 +28,46 @@ def plain(table: Table) -> Table:
     return Table(table.name, _PLAIN, *(Column(c.name, NullType()) for c in table.columns))
 
 
+_last_stamp: tuple[datetime, str] | None = None
+
+
 def timestamp(dialect: Dialect, value: datetime) -> Any:
     """A UTC timestamp as the dialect stores it (SQLite: SQLAlchemy's text format)."""
-    if dialect.name == "sqlite":
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-    return value
+    global _last_stamp  # noqa: PLW0603  (one-entry cache: a batch shares its timestamp)
+    if dialect.name != "sqlite":
+        return value
+    last = _last_stamp
+    if last is not None and last[0] is value:
+        return last[1]
+    text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    _last_stamp = (value, text)
+    return text
+
+
+_JSON_CACHE: dict[tuple[Any, ...], str] = {}
 
 
 def json_value(value: Any) -> str | None:
-    """A JSON column's value: encoded text, or SQL NULL for None."""
-    return None if value is None else json.dumps(value, ensure_ascii=False)
+    """A JSON column's value: encoded text, or SQL NULL for None.
+
+    Audit records repeat a few small shapes millions of times (``{"role": "member",
+    "status": "accepted"}``): flat dicts of hashable values are encoded once.
+    """
+    if value is None:
+        return None
+    try:
+        key = tuple(value.items()) if type(value) is dict else None
+        cached = _JSON_CACHE.get(key) if key is not None else None
+    except TypeError:  # a value that cannot be hashed (a list, a dict)
+        key = cached = None
+    if cached is not None:
+        return cached
+    text = json.dumps(value, ensure_ascii=False)
+    if key is not None:
+        if len(_JSON_CACHE) >= 4096:
+            _JSON_CACHE.clear()
+        _JSON_CACHE[key] = text
+    return text
 
 
 def insert_rows(conn: Connection, table: Table, columns: Sequence[str],
