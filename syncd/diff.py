@@ -213,9 +213,24 @@ class Differ:
                 su.user_name, su.email, su.external, self.connector, su.display_name,
                 su.external_id)
 
+    def _unchanged(self, want: dict[int, str], existing: list[StoreMember]) -> bool:
+        """The common case, checked fast: every desired user is in the store and enabled,
+        and the rows are exactly ours with the desired roles and no status to restore."""
+        uid_of = self._uid_of
+        desired = {uid_of[pos]: role for pos, role in want.items()}
+        if len(desired) != len(want) or len(existing) != len(desired) or None in desired:
+            return False
+        connector = self.connector
+        return all(m[M_ORIGIN] == "sync" and m[M_SOURCE] == connector
+                   and m[M_STATUS] not in RESTORED and desired.get(m[M_USER_ID]) == m[M_ROLE]
+                   for m in existing)
+
     def _members(self, d: DesiredGroup, key: str, group_name: str,
                  existing: list[StoreMember]) -> None:
         """Compare one group's desired members with its rows (hot: millions of members)."""
+        want = self.resolver.members(d)
+        if self._unchanged(want, existing):
+            return
         rule = d.rule
         rname = rule.name
         connector = self.connector
@@ -226,7 +241,7 @@ class Differ:
         have = {m[M_USER_ID]: m for m in existing}
         kept: set[str] = set()
         seen: set[str] = set()
-        for pos, role in self.resolver.members(d).items():
+        for pos, role in want.items():
             su = users[pos]
             name = su.user_name
             disabled = su.disabled
@@ -262,6 +277,11 @@ class Differ:
 
     def run(self, desired: list[DesiredGroup]) -> DiffResult:
         """Compute every change; reads the existing memberships stream to its end."""
+        store_users = self.existing.users
+        # Each source user's store id, None where unknown to the store or disabled.
+        self._uid_of: list[str | None] = [
+            None if u.disabled or u.user_name not in store_users
+            else store_users[u.user_name].id for u in self.index.users]
         placed = self._place(desired)
         by_key = {key: d for d, key in placed.values()}
         skipped = {d.external_id for d in desired} - set(placed)
