@@ -12,7 +12,14 @@ from syncd.config.model import Config
 from syncd.engine import RunOptions, SyncEngine
 from syncd.errors import UsageError
 from syncd.index import SourceIndex
-from syncd.rules import Evaluator, MemberResolver, desired_groups, explain, rules_for
+from syncd.rules import (
+    Evaluator,
+    MemberResolver,
+    Warning,
+    desired_groups,
+    explain,
+    rules_for,
+)
 
 
 def explain_group(cfg: Config, engine: Engine, connector_name: str, group: str,
@@ -50,12 +57,16 @@ def explain_group(cfg: Config, engine: Engine, connector_name: str, group: str,
         decision = {"action": rule.action, "rule": rule_name}
         if rule.action == "sync":
             only = [r for r in rules_for(cfg.rules, connector_name) if r is rule]
-            desired = next(d for d in desired_groups(only, connector_name, evaluator)
-                           if d.pos == pos)
-            members = MemberResolver(index, connector.normalise_ref, []).members(desired)
-            decision.update(group=desired.name, description=desired.description,
-                            kind=desired.kind, organisation=desired.organisation,
-                            members=len(members))
+            warnings: list[Warning] = []
+            desired = next((d for d in desired_groups(only, connector_name, evaluator,
+                                                      warnings) if d.pos == pos), None)
+            if desired is None:  # its name renders empty: the rule decides, but skips it
+                decision.update(action="skip", reason=warnings[-1].message)
+            else:
+                members = MemberResolver(index, connector.normalise_ref, []).members(desired)
+                decision.update(group=desired.name, description=desired.description,
+                                kind=desired.kind, organisation=desired.organisation,
+                                members=len(members))
     return {
         "connector": connector_name,
         "from": source,

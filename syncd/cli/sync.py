@@ -130,7 +130,8 @@ def explain(connector: str, group: str, fmt: str) -> None:
                    f"({decision['kind']}, organisation {decision['organisation']}), "
                    f"{decision['members']} members")
     elif decision["action"] == "skip":
-        click.echo(f"  => skipped by rule {decision['rule']}")
+        reason = f": {decision['reason']}" if decision.get("reason") else ""
+        click.echo(f"  => skipped by rule {decision['rule']}{reason}")
     else:
         click.echo("  => no rule matches: out of scope")
 

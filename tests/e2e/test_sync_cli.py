@@ -809,6 +809,17 @@ def test_explain_an_out_of_scope_group(demo: Path, run_syncd: RunSyncd) -> None:
     assert "out of scope" in text.stdout
 
 
+def test_explain_a_group_whose_name_renders_empty(ws: Workspace) -> None:
+    ws.write_config([{"name": "by-category", "group": {"name": "{attr[departmentNumber]}"}}],
+                    {})
+    group = next(iter(ws.directory.groups.values()))
+    result = ws.syncd("explain", "corp", group.cn, "--format", "json")
+    assert result.code == 0, result
+    decision = json.loads(result.stdout)["decision"]
+    assert (decision["action"], decision["rule"]) == ("skip", "by-category")
+    assert "renders empty" in decision["reason"]
+
+
 def test_explain_an_unknown_group(demo: Path, run_syncd: RunSyncd) -> None:
     result = run_syncd("explain", "demo", "no-such-group", config=demo)
     assert result.code == 2, result
