@@ -171,7 +171,14 @@ class SyncEngine:
         progress = opts.progress or (lambda *_: None)
         try:
             progress(name, "reading source", 0, None)
-            pulled = self.pull(connector, opts)
+            try:
+                pulled = self.pull(connector, opts)
+            except (SyncdError, SQLAlchemyError):
+                raise
+            except Exception as exc:  # a connector's bug: the run fails, nothing changes
+                log.exception("sync.connector_crashed")
+                raise SourceError(f"connector {name!r} failed unexpectedly: "
+                                  f"{exc.__class__.__name__}: {exc}") from exc
             cp.mode = pulled.mode
             cp.groups_seen = len(pulled.index.groups)
             cp.users_seen = len(pulled.index.users)
@@ -188,8 +195,6 @@ class SyncEngine:
                                       if hasattr(exc, "orig") else f"store error: {exc}")
             if not result.dry_run:
                 self._record_outcome(run_id, cp, started_at, "run_failed")
-        except SyncdError:
-            raise
         progress(name, "done", 0, None)
         counts = dict(cp.counts())
         log.info("sync.run", mode=cp.mode, status=cp.status, dry_run=result.dry_run,
