@@ -85,7 +85,7 @@ def _group_header(c: Change) -> Text:
     return text
 
 
-def _connector_table(console: Console, cp: ConnectorPlan, dry_run: bool) -> None:
+def _connector_table(console: Console, cp: ConnectorPlan) -> None:
     head = (f"connector {cp.connector} ({cp.mode}): {cp.groups_seen} groups and "
             f"{cp.users_seen} users seen")
     if cp.status == "failed":
@@ -127,7 +127,7 @@ def print_table(console: Console, result: RunResult) -> None:
     """The plan for people: grouped by group, then counts, warnings and blocks."""
     plan = result.plan
     for cp in plan.connectors.values():
-        _connector_table(console, cp, result.dry_run)
+        _connector_table(console, cp)
     summary = plan.summary()
     table = Table(show_edge=False, header_style="bold", title=None)
     table.add_column("change")
