@@ -13,16 +13,12 @@ so a rename of such a group looks like a deletion and a new group: give the file
 
 from __future__ import annotations
 
-import re
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-import structlog
 from pydantic import Field, field_validator
 
 from connectors.dn import is_under, normalise_dn
@@ -34,36 +30,15 @@ from connectors.ldapcommon import (
     Search,
 )
 from connectors.ldapfilter import Filter, FilterError, compile_filter
-from connectors.ldifparse import LdifRecord, LdifSyntaxError, read_ldif, value_text
-from syncd.config.rules import AttributeMatch
+from connectors.ldapmap import Mapper, fast_normalise_dn
+from connectors.ldifparse import LdifRecord, LdifSyntaxError, read_ldif
 from syncd.connector import Connector, ConnectorConfig
 from syncd.errors import SourceError
-from syncd.source import NAME_REF_PREFIX, Snapshot, SourceGroup, SourceUser
+from syncd.source import Snapshot, SourceGroup, SourceUser
 
-log = structlog.get_logger("syncd.connectors.ldif")
+__all__ = ["LdifConfig", "LdifConnector", "fast_normalise_dn"]
 
 T = TypeVar("T")
-
-# uniqueMember is "DN#'bits'B" (RFC 4517 NameAndOptionalUID); the bits are not part of the DN.
-_OPTIONAL_UID = re.compile(r"(?<!\\)#'[01]*'B\s*$")
-_UUID_TEXT = re.compile(r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}")
-_AD_ACCOUNT_DISABLE = 0x2
-# A DN that normalise_dn would only lower-case: plain ASCII RDNs with nothing to escape.
-_PLAIN_VALUE = r"[a-z0-9_.@-]+(?: [a-z0-9_.@-]+)*"
-_PLAIN_DN = re.compile(rf"[a-z][a-z0-9-]*={_PLAIN_VALUE}(?:,[a-z][a-z0-9-]*={_PLAIN_VALUE})*")
-
-
-def fast_normalise_dn(dn: str) -> str:
-    """``normalise_dn``, with a shortcut for the common plain DN.
-
-    Member lists repeat the same DNs millions of times and the full parse dominates the
-    run; the shortcut gives the identical result (the tests compare the two).
-    """
-    if dn.isascii():
-        lower = dn.lower()
-        if _PLAIN_DN.fullmatch(lower):
-            return lower
-    return normalise_dn(dn)
 
 
 class LdifConfig(ConnectorConfig):
@@ -142,7 +117,6 @@ class LdifConnector(Connector):
         super().__init__(config, base_dir=base_dir, needed_attributes=needed_attributes)
         assert isinstance(config, LdifConfig)
         self.settings = config
-        self.names = config.attributes.resolved(config.schema_)
         self.groups_scope = self._scope(config.groups, DEFAULT_GROUP_FILTER[config.schema_])
         self.users_scope = self._scope(config.users, DEFAULT_USER_FILTER[config.schema_])
 
@@ -212,169 +186,32 @@ class LdifConnector(Connector):
             raise LdifSyntaxError(str(self.path), record.line,
                                   f"invalid DN {record.dn!r}") from None
 
-    def _entry_id(self, record: LdifRecord) -> str | None:
-        """The entry's stable id, or None when it has no id attribute."""
-        raw = record.first(self.names["id"])
-        if raw is None or not raw.strip():
-            return None
-        if self.names["id"].lower() == "objectguid" and len(raw) == 16:
-            return str(uuid.UUID(bytes_le=raw))  # Microsoft's mixed-endian GUID layout
-        text = value_text(raw).strip()
-        return text.lower() if _UUID_TEXT.fullmatch(text) else text
-
-    def _id_or_fallback(self, record: LdifRecord, ndn: str, counter: list[int]) -> str:
-        found = self._entry_id(record)
-        if found is not None:
-            return found
-        counter[0] += 1
-        return str(uuid.uuid5(uuid.NAMESPACE_X500, ndn))
-
-    def _log_fallbacks(self, kind: str, counter: list[int]) -> None:
-        if counter[0]:
-            log.warning("ldif.ids_from_dn", kind=kind, count=counter[0],
-                        attribute=self.names["id"], file=str(self.path),
-                        hint="ids derived from DNs: renames cannot be followed")
-
     # -- groups ------------------------------------------------------------------------
 
-    def _member_attributes(self) -> list[str]:
-        member = self.names["member"].lower()
-        if self.settings.schema_ == "rfc4519" and member == "member":
-            return ["member", "uniquemember"]
-        return [member]
-
     def _groups(self, stamp: tuple[int, int, int]) -> Iterator[SourceGroup]:
-        members = self._member_attributes()
-        keep = {self.names[k].lower() for k in ("id", "group_name", "description")}
-        keep |= set(members) | self.groups_scope.filter.attributes | set(self.needed_attributes)
-        fallbacks = [0]
+        mapper = self.mapper()
+        keep = mapper.group_attributes() | self.groups_scope.filter.attributes
         for record, ndn in self._records(stamp, self.groups_scope, keep):
-            yield SourceGroup(
-                external_id=self._id_or_fallback(record, ndn, fallbacks),
-                ref=ndn,
-                dn=record.dn,
-                name=self._group_name(record),
-                description=self._text(record, self.names["description"]) or "",
-                attributes={name: [value_text(v) for v in record.values(name)]
-                            for name in sorted(self.needed_attributes) if record.values(name)},
-                members=self._members(record, members),
-            )
-        self._log_fallbacks("group", fallbacks)
-
-    def _group_name(self, record: LdifRecord) -> str:
-        name = self._text(record, self.names["group_name"])
-        if name:
-            return name
-        # Fall back on the RDN's value so the group still has a usable name.
-        from ldap3.utils.dn import parse_dn
-
-        fallback = parse_dn(record.dn, escape=False, strip=True)[0][1] or record.dn
-        log.warning("ldif.group_without_name", dn=record.dn, location=self._at(record),
-                    attribute=self.names["group_name"], name=fallback)
-        return fallback
-
-    def _members(self, record: LdifRecord, attributes: list[str]) -> list[str]:
-        refs: list[str] = []
-        seen: set[str] = set()
-        for attr in attributes:
-            values = record.attrs.get(attr, [])
-            for raw in values:
-                ref = self._member_ref(record, attr, value_text(raw).strip())
-                if ref and ref not in seen:
-                    seen.add(ref)
-                    refs.append(ref)
-        return refs
-
-    def _member_ref(self, record: LdifRecord, attr: str, value: str) -> str | None:
-        if not value:
-            return None
-        if attr == "memberuid":
-            return NAME_REF_PREFIX + value
-        if attr == "uniquemember":
-            value = _OPTIONAL_UID.sub("", value).strip()
-        try:
-            return fast_normalise_dn(value) or None
-        except ValueError:
-            log.warning("ldif.invalid_member", group=record.dn, attribute=attr, value=value,
-                        location=self._at(record))
-            return None
+            yield mapper.group(record.dn, ndn, record.attrs, self._locate(record))
+        mapper.log_fallbacks("group", file=str(self.path))
 
     # -- users -------------------------------------------------------------------------
 
     def _users(self, stamp: tuple[int, int, int]) -> Iterator[SourceUser]:
-        conditions = [c for c in (self.settings.attributes.user_disabled,
-                                  self.settings.attributes.user_external) if c is not None]
-        keep = {self.names[k].lower() for k in ("id", "user_name", "email", "display_name")}
-        keep |= self.users_scope.filter.attributes | {c.name.lower() for c in conditions}
-        if self.settings.schema_ == "ad":
-            keep.add("useraccountcontrol")
-        fallbacks = [0]
+        mapper = self.mapper()
+        keep = mapper.user_attributes() | self.users_scope.filter.attributes
         for record, ndn in self._records(stamp, self.users_scope, keep):
-            user_name = self._text(record, self.names["user_name"])
-            if not user_name:
-                log.warning("ldif.user_without_name", dn=record.dn, location=self._at(record),
-                            attribute=self.names["user_name"])
-                continue
-            yield SourceUser(
-                external_id=self._id_or_fallback(record, ndn, fallbacks),
-                ref=ndn,
-                user_name=user_name,
-                email=self._text(record, self.names["email"]),
-                display_name=self._text(record, self.names["display_name"]),
-                disabled=self._disabled(record),
-                external=_matches(self.settings.attributes.user_external, record),
-            )
-        self._log_fallbacks("user", fallbacks)
-
-    def _disabled(self, record: LdifRecord) -> bool:
-        condition = self.settings.attributes.user_disabled
-        if condition is not None:
-            return _matches(condition, record)
-        if self.settings.schema_ != "ad":
-            return False
-        raw = record.first("userAccountControl")
-        if raw is None:
-            return False
-        try:
-            return bool(int(raw) & _AD_ACCOUNT_DISABLE)
-        except ValueError:
-            log.warning("ldif.invalid_user_account_control", dn=record.dn,
-                        location=self._at(record), value=value_text(raw))
-            return False
+            found = mapper.user(record.dn, ndn, record.attrs, self._locate(record))
+            if found is not None:
+                yield found
+        mapper.log_fallbacks("user", file=str(self.path))
 
     # -- helpers -----------------------------------------------------------------------
 
-    @staticmethod
-    def _text(record: LdifRecord, attr: str) -> str | None:
-        raw = record.first(attr)
-        if raw is None:
-            return None
-        return value_text(raw).strip() or None
+    def mapper(self) -> Mapper:
+        """A fresh mapper (it counts fallback ids per pass)."""
+        return Mapper(self.settings.schema_, self.settings.attributes, self.needed_attributes,
+                      event="ldif")
 
-    def _at(self, record: LdifRecord) -> str:
-        return f"{self.path}:{record.line}"
-
-
-def _matches(condition: AttributeMatch | None, record: LdifRecord) -> bool:
-    """An attribute condition of the rules language, applied to a user entry.
-
-    Every test given must hold for some value; ``present`` asks whether there is a value.
-    """
-    if condition is None:
-        return False
-    values = [value_text(v) for v in record.values(condition.name)]
-    if condition.present is not None and bool(values) != condition.present:
-        return False
-    tests: list[Callable[[str], bool]] = []
-    if condition.equals is not None:
-        tests.append(lambda v: v == condition.equals)
-    if condition.in_ is not None:
-        allowed = set(condition.in_)
-        tests.append(lambda v: v in allowed)
-    if condition.glob is not None:
-        pattern = condition.glob
-        tests.append(lambda v: fnmatchcase(v, pattern))
-    if condition.regex is not None:
-        compiled = re.compile(condition.regex)
-        tests.append(lambda v: compiled.search(v) is not None)
-    return all(any(test(v) for v in values) for test in tests)
+    def _locate(self, record: LdifRecord) -> Callable[[], str]:
+        return lambda: f"{self.path}:{record.line}"

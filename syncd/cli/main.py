@@ -13,6 +13,8 @@ from syncd import logging as syncd_logging
 from syncd.cli.admin import groups, members, users
 from syncd.cli.app import App
 from syncd.cli.config import check_config, config_group
+from syncd.cli.connection import test_connection
+from syncd.cli.run import run
 from syncd.cli.store import audit, db
 from syncd.cli.sync import apply_cmd, explain, status, sync
 from syncd.errors import EXIT_RUNTIME, EXIT_USAGE, ConfigError, SyncdError
@@ -67,6 +69,7 @@ cli.add_command(sync)
 cli.add_command(apply_cmd)
 cli.add_command(explain)
 cli.add_command(status)
+cli.add_command(run)
 cli.add_command(check_config)
 cli.add_command(config_group)
 cli.add_command(db)
@@ -74,6 +77,7 @@ cli.add_command(audit)
 cli.add_command(groups)
 cli.add_command(members)
 cli.add_command(users)
+cli.add_command(test_connection)
 
 
 def main() -> None:

@@ -1,0 +1,275 @@
+"""Entry to SourceUser / SourceGroup mapping shared by the LDAP-shaped connectors.
+
+An entry is its DN plus ``dict[str, list[bytes]]`` keyed by lower-case attribute name (as
+an LDIF record holds it, and as the LDAP transport decodes it). The presets and overrides of
+CONTRACT section 2 decide which attribute is what; ``Mapper`` also says which attributes to
+fetch, so that connectors ask for those only.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from collections.abc import Callable
+from fnmatch import fnmatchcase
+
+import structlog
+from ldap3.utils.dn import parse_dn
+
+from connectors.dn import normalise_dn
+from connectors.ldapcommon import Attributes
+from syncd.config.rules import AttributeMatch
+from syncd.source import NAME_REF_PREFIX, SourceGroup, SourceUser
+
+log = structlog.get_logger("syncd.connectors.ldapmap")
+
+Attrs = dict[str, list[bytes]]
+# Where an entry comes from, for warnings: "FILE:LINE" for LDIF, the server for LDAP.
+Locate = Callable[[], str]
+
+# uniqueMember is "DN#'bits'B" (RFC 4517 NameAndOptionalUID); the bits are not part of the DN.
+_OPTIONAL_UID = re.compile(r"(?<!\\)#'[01]*'B\s*$")
+_UUID_TEXT = re.compile(r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}")
+AD_ACCOUNT_DISABLE = 0x2
+# A DN that normalise_dn would only lower-case: plain ASCII RDNs with nothing to escape.
+_PLAIN_VALUE = r"[a-z0-9_.@-]+(?: [a-z0-9_.@-]+)*"
+_PLAIN_DN = re.compile(rf"[a-z][a-z0-9-]*={_PLAIN_VALUE}(?:,[a-z][a-z0-9-]*={_PLAIN_VALUE})*")
+
+
+def fast_normalise_dn(dn: str) -> str:
+    """``normalise_dn``, with a shortcut for the common plain DN.
+
+    Member lists repeat the same DNs millions of times and the full parse dominates the
+    run; the shortcut gives the identical result (the tests compare the two).
+    """
+    if dn.isascii():
+        lower = dn.lower()
+        if _PLAIN_DN.fullmatch(lower):
+            return lower
+    return normalise_dn(dn)
+
+
+def value_text(value: bytes) -> str:
+    """A value as text: UTF-8 where it decodes, else its base64 spelling (binary data)."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return base64.b64encode(value).decode("ascii")
+
+
+def first(attrs: Attrs, name: str) -> bytes | None:
+    """The first value of ``name`` (case-insensitive), or None."""
+    values = attrs.get(name.lower())
+    return values[0] if values else None
+
+
+def text(attrs: Attrs, name: str) -> str | None:
+    """The first value of ``name`` as stripped text, or None when absent or blank."""
+    raw = first(attrs, name)
+    if raw is None:
+        return None
+    return value_text(raw).strip() or None
+
+
+def id_text(raw: bytes, attribute: str) -> str:
+    """An id value as text: objectGUID as its GUID string, UUIDs in lower case."""
+    if attribute.lower() == "objectguid" and len(raw) == 16:
+        return str(uuid.UUID(bytes_le=raw))  # Microsoft's mixed-endian GUID layout
+    value = value_text(raw).strip()
+    return value.lower() if _UUID_TEXT.fullmatch(value) else value
+
+
+def matches(condition: AttributeMatch | None, attrs: Attrs) -> bool:
+    """An attribute condition of the rules language, applied to an entry.
+
+    Every test given must hold for some value; ``present`` asks whether there is a value.
+    """
+    if condition is None:
+        return False
+    values = [value_text(v) for v in attrs.get(condition.name.lower(), [])]
+    if condition.present is not None and bool(values) != condition.present:
+        return False
+    tests: list[Callable[[str], bool]] = []
+    if condition.equals is not None:
+        tests.append(lambda v: v == condition.equals)
+    if condition.in_ is not None:
+        allowed = set(condition.in_)
+        tests.append(lambda v: v in allowed)
+    if condition.glob is not None:
+        pattern = condition.glob
+        tests.append(lambda v: fnmatchcase(v, pattern))
+    if condition.regex is not None:
+        compiled = re.compile(condition.regex)
+        tests.append(lambda v: compiled.search(v) is not None)
+    return all(any(test(v) for v in values) for test in tests)
+
+
+class Mapper:
+    """Maps entries to source users and groups for one preset with its overrides.
+
+    ``event`` prefixes warning names (``ldif.user_without_name``), so each connector's logs
+    say which connector saw the entry.
+    """
+
+    def __init__(self, schema: str, attributes: Attributes, needed: frozenset[str], *,
+                 event: str) -> None:
+        self.schema = schema
+        self.overrides = attributes
+        self.names = attributes.resolved(schema)
+        self.needed = needed
+        self.event = event
+        self.id_attr = self.names["id"].lower()
+        member = self.names["member"].lower()
+        self.member_attrs = (["member", "uniquemember"]
+                             if schema == "rfc4519" and member == "member" else [member])
+        self.fallbacks = {"group": 0, "user": 0}
+        # Member lists repeat the same DNs: normalise each spelling once, share the result.
+        self._refs: dict[str, str] = {}
+
+    # -- what to fetch ---------------------------------------------------------------------
+
+    def group_attributes(self, *, members: bool = True) -> set[str]:
+        """Lower-case attribute names a group entry needs (without members if asked)."""
+        keep = {self.names[k].lower() for k in ("id", "group_name", "description")}
+        keep |= set(self.needed)
+        if members:
+            keep |= set(self.member_attrs)
+        return keep
+
+    def user_attributes(self) -> set[str]:
+        """Lower-case attribute names a user entry needs."""
+        keep = {self.names[k].lower() for k in ("id", "user_name", "email", "display_name")}
+        keep |= {c.name.lower() for c in self.conditions()}
+        if self.schema == "ad":
+            keep.add("useraccountcontrol")
+        return keep
+
+    def conditions(self) -> list[AttributeMatch]:
+        """The user conditions configured (disabled, external)."""
+        return [c for c in (self.overrides.user_disabled, self.overrides.user_external)
+                if c is not None]
+
+    # -- ids -------------------------------------------------------------------------------
+
+    def entry_id(self, attrs: Attrs) -> str | None:
+        """The entry's stable id, or None when it has no id attribute."""
+        raw = first(attrs, self.id_attr)
+        if raw is None or not raw.strip():
+            return None
+        return id_text(raw, self.id_attr)
+
+    def id_or_fallback(self, attrs: Attrs, ndn: str, kind: str) -> str:
+        """The id, else a UUID 5 of the normalised DN (counted, see ``log_fallbacks``)."""
+        found = self.entry_id(attrs)
+        if found is not None:
+            return found
+        self.fallbacks[kind] += 1
+        return str(uuid.uuid5(uuid.NAMESPACE_X500, ndn))
+
+    def log_fallbacks(self, kind: str, **where: str) -> None:
+        """Warn once about the entries of ``kind`` whose ids were derived from DNs."""
+        count = self.fallbacks[kind]
+        if count:
+            log.warning(f"{self.event}.ids_from_dn", kind=kind, count=count,
+                        attribute=self.names["id"], **where,
+                        hint="ids derived from DNs: renames cannot be followed")
+        self.fallbacks[kind] = 0
+
+    # -- groups ----------------------------------------------------------------------------
+
+    def group(self, dn: str, ndn: str, attrs: Attrs, locate: Locate,
+              members: list[str] | None = None) -> SourceGroup:
+        """A source group; ``members`` replaces the member refs read from ``attrs``."""
+        needed = self.needed
+        return SourceGroup(
+            external_id=self.id_or_fallback(attrs, ndn, "group"),
+            ref=ndn,
+            dn=dn,
+            name=self._group_name(dn, attrs, locate),
+            description=text(attrs, self.names["description"]) or "",
+            attributes={name: [value_text(v) for v in attrs[name]]
+                        for name in sorted(needed) if attrs.get(name)},
+            members=self.members(dn, attrs, locate) if members is None else members,
+        )
+
+    def _group_name(self, dn: str, attrs: Attrs, locate: Locate) -> str:
+        name = text(attrs, self.names["group_name"])
+        if name:
+            return name
+        # Fall back on the RDN's value so the group still has a usable name.
+        fallback = parse_dn(dn, escape=False, strip=True)[0][1] or dn
+        log.warning(f"{self.event}.group_without_name", dn=dn, location=locate(),
+                    attribute=self.names["group_name"], name=fallback)
+        return fallback
+
+    def members(self, dn: str, attrs: Attrs, locate: Locate) -> list[str]:
+        """The member refs of a group entry, in value order, without repeats."""
+        refs: list[str] = []
+        seen: set[str] = set()
+        for attr in self.member_attrs:
+            for raw in attrs.get(attr, ()):
+                ref = self.member_ref(dn, attr, value_text(raw).strip(), locate)
+                if ref and ref not in seen:
+                    seen.add(ref)
+                    refs.append(ref)
+        return refs
+
+    def member_ref(self, dn: str, attr: str, value: str, locate: Locate) -> str | None:
+        """One member value as a ref: ``name:UID`` for memberUid, else a normalised DN."""
+        if not value:
+            return None
+        if attr == "memberuid":
+            return NAME_REF_PREFIX + value
+        key = value if attr != "uniquemember" else "\0" + value
+        cached = self._refs.get(key)
+        if cached is not None:
+            return cached
+        if attr == "uniquemember":
+            value = _OPTIONAL_UID.sub("", value).strip()
+        try:
+            ref = fast_normalise_dn(value)
+        except ValueError:
+            log.warning(f"{self.event}.invalid_member", group=dn, attribute=attr, value=value,
+                        location=locate())
+            return None
+        if not ref:
+            return None
+        if len(self._refs) < 1_000_000:
+            self._refs[key] = ref
+        return ref
+
+    # -- users -----------------------------------------------------------------------------
+
+    def user(self, dn: str, ndn: str, attrs: Attrs, locate: Locate) -> SourceUser | None:
+        """A source user, or None (with a warning) when the entry has no user name."""
+        user_name = text(attrs, self.names["user_name"])
+        if not user_name:
+            log.warning(f"{self.event}.user_without_name", dn=dn, location=locate(),
+                        attribute=self.names["user_name"])
+            return None
+        return SourceUser(
+            external_id=self.id_or_fallback(attrs, ndn, "user"),
+            ref=ndn,
+            user_name=user_name,
+            email=text(attrs, self.names["email"]),
+            display_name=text(attrs, self.names["display_name"]),
+            disabled=self._disabled(dn, attrs, locate),
+            external=matches(self.overrides.user_external, attrs),
+        )
+
+    def _disabled(self, dn: str, attrs: Attrs, locate: Locate) -> bool:
+        condition = self.overrides.user_disabled
+        if condition is not None:
+            return matches(condition, attrs)
+        if self.schema != "ad":
+            return False
+        raw = first(attrs, "userAccountControl")
+        if raw is None:
+            return False
+        try:
+            return bool(int(raw) & AD_ACCOUNT_DISABLE)
+        except ValueError:
+            log.warning(f"{self.event}.invalid_user_account_control", dn=dn,
+                        location=locate(), value=value_text(raw))
+            return False

@@ -1,0 +1,428 @@
+"""How the ``ldap`` connector talks to a server: a small ``Transport`` interface, and ldap3.
+
+The connector sees entries only as ``(dn, {lower-case attribute: [raw bytes]})``; paging,
+TLS, binds and the library's exceptions stay here, so another library (python-ldap) can be
+put behind the same interface without touching the mapping or the sync logic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import re
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+from ldap3 import (
+    ANONYMOUS,
+    BASE,
+    EXTERNAL,
+    LEVEL,
+    NONE,
+    SASL,
+    SIMPLE,
+    SUBTREE,
+    Connection,
+    Server,
+    Tls,
+)
+from ldap3.core import exceptions as lx
+from ldap3.strategy.base import RESPONSE_COMPLETE, SESSION_TERMINATED_BY_SERVER
+from ldap3.strategy.sync import SyncStrategy
+from ldap3.utils.asn1 import decode_message_fast
+
+from syncd.errors import SourceError
+
+Scope = Literal["subtree", "one", "base"]
+Entry = tuple[str, dict[str, list[bytes]]]
+PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
+NO_ATTRIBUTES = "1.1"  # RFC 4511: ask for no attributes at all
+
+NOTICE_OF_DISCONNECTION = "1.3.6.1.4.1.1466.20036"  # RFC 4511 4.4.1
+
+_SCOPES = {"subtree": SUBTREE, "one": LEVEL, "base": BASE}
+
+
+class TransportError(SourceError):
+    """A failed LDAP operation; ``transient`` errors may succeed when the run is retried."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        self.transient = transient
+        super().__init__(message)
+
+
+class Transport(Protocol):
+    """What the connector needs from an LDAP library."""
+
+    def search_paged(self, base: str, scope: Scope, filter: str,
+                     attributes: list[str]) -> Iterator[Entry]:
+        """Every entry of a paged search (in no particular order); raise TransportError."""
+        ...
+
+    def read(self, dn: str, attributes: list[str], filter: str = "(objectClass=*)",
+             ) -> dict[str, list[bytes]] | None:
+        """One entry by DN (a base-scope search), or None when it does not exist."""
+        ...
+
+    def close(self) -> None:
+        """Unbind and close the connection."""
+        ...
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to connect and bind; secrets are only ever passed, never printed."""
+
+    url: str
+    start_tls: bool = False
+    verify: bool = True
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    bind_dn: str | None = None
+    password: str | None = field(default=None, repr=False)
+    sasl_external: bool = False
+    allow_insecure: bool = False
+    connect_timeout: float = 10.0
+    operation_timeout: float = 60.0
+    page_size: int = 500
+
+    @property
+    def host(self) -> str:
+        """The host name or address in the URL."""
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        """The port, the scheme's default when the URL has none."""
+        parts = urlsplit(self.url)
+        return parts.port or (636 if parts.scheme.lower() == "ldaps" else 389)
+
+    @property
+    def encrypted(self) -> bool:
+        """True for ldaps:// and for StartTLS."""
+        return self.url.lower().startswith("ldaps://") or self.start_tls
+
+    def check_insecure(self) -> None:
+        """Refuse a clear-text simple bind with a password to a host that is not loopback."""
+        if self.encrypted or self.allow_insecure or self.sasl_external or not self.password:
+            return
+        if not is_loopback(self.host):
+            raise TransportError(
+                f"refusing a clear-text simple bind to {self.host}: use ldaps:// or "
+                "start_tls: true (or allow_insecure: true)")
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _detail(exc: Exception) -> str:
+    """The library's message on one line, without the tuple wrapping ldap3 adds."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = _SSL_SOURCE.sub("", text)
+    return _WRAPPING.sub("", text) or type(exc).__name__
+
+
+_SSL_SOURCE = re.compile(r"\s*\(_ssl\.c:\d+\)?")
+_WRAPPING = re.compile(r"""^[\s("',]+|[\s)"',]+$""")
+
+
+def _classify(exc: Exception, doing: str) -> TransportError:
+    """One line saying what failed; network and busy errors are transient."""
+    detail = _detail(exc)
+    if isinstance(exc, lx.LDAPInvalidCredentialsResult):
+        return TransportError(f"bind refused: invalid credentials ({doing})")
+    if isinstance(exc, lx.LDAPSizeLimitExceededResult):
+        return TransportError(f"size limit exceeded ({doing}): the answer is incomplete")
+    if isinstance(exc, lx.LDAPTimeLimitExceededResult):
+        return TransportError(f"time limit exceeded ({doing}): the answer is incomplete")
+    if isinstance(exc, lx.LDAPAdminLimitExceededResult):
+        return TransportError(f"administrative limit exceeded ({doing})")
+    if isinstance(exc, lx.LDAPReferralResult):
+        return TransportError(f"unexpected referral ({doing}): point the connector at the "
+                              "server that holds the entries")
+    if isinstance(exc, lx.LDAPNoSuchObjectResult):
+        return TransportError(f"no such entry ({doing})")
+    if isinstance(exc, lx.LDAPBusyResult | lx.LDAPUnavailableResult):
+        return TransportError(f"server busy or unavailable ({doing}): {detail}", transient=True)
+    if isinstance(exc, lx.LDAPResponseTimeoutError):
+        return TransportError(f"operation timed out ({doing})", transient=True)
+    if isinstance(exc, lx.LDAPStartTLSError | ssl.SSLError) or "ssl" in detail.lower() \
+            or "certificate" in detail.lower():
+        return TransportError(f"TLS failed ({doing}): {detail}")
+    if isinstance(exc, lx.LDAPSocketOpenError):
+        return TransportError(f"cannot connect ({doing}): {detail}", transient=True)
+    if isinstance(exc, lx.LDAPCommunicationError | lx.LDAPSessionTerminatedByServerError
+                  | OSError):
+        return TransportError(f"connection lost ({doing}): {detail}", transient=True)
+    return TransportError(f"{doing} failed: {detail}")
+
+
+def _ber_length(buf: bytes, i: int) -> tuple[int, int]:
+    """A BER length at ``buf[i]``: (length, index of the value)."""
+    first = buf[i]
+    if first < 0x80:
+        return first, i + 1
+    n = first & 0x7F
+    return int.from_bytes(buf[i + 1:i + 1 + n], "big"), i + 1 + n
+
+
+def decode_entry(buf: bytes) -> tuple[int, dict[str, Any]] | None:
+    """A searchResEntry message without controls as (message id, entry), else None.
+
+    The entry holds the DN as text and raw values under lower-case attribute names. Any
+    other message, or anything unexpected, gives None and goes through ldap3's decoder.
+    """
+    try:
+        if buf[0] != 0x30:
+            return None
+        length, i = _ber_length(buf, 1)
+        end = i + length
+        if end != len(buf) or buf[i] != 0x02:  # one whole message, nothing more or less
+            return None
+        length, i = _ber_length(buf, i + 1)
+        message_id = int.from_bytes(buf[i:i + length], "big", signed=True)
+        i += length
+        if buf[i] != 0x64:  # [APPLICATION 4] searchResEntry
+            return None
+        length, i = _ber_length(buf, i + 1)
+        if i + length != end:  # controls follow
+            return None
+        if buf[i] != 0x04:
+            return None
+        length, i = _ber_length(buf, i + 1)
+        dn = bytes(buf[i:i + length]).decode("utf-8", "replace")
+        i += length
+        if buf[i] != 0x30:
+            return None
+        length, i = _ber_length(buf, i + 1)
+        attrs_end = i + length
+        attrs: dict[str, list[bytes]] = {}
+        while i < attrs_end:
+            if buf[i] != 0x30:
+                return None
+            length, i = _ber_length(buf, i + 1)
+            partial_end = i + length
+            if buf[i] != 0x04:
+                return None
+            length, i = _ber_length(buf, i + 1)
+            name = bytes(buf[i:i + length]).decode("ascii", "replace").lower()
+            i += length
+            if buf[i] != 0x31:
+                return None
+            length, i = _ber_length(buf, i + 1)
+            set_end = i + length
+            values: list[bytes] = []
+            while i < set_end:
+                if buf[i] != 0x04:
+                    return None
+                length, i = _ber_length(buf, i + 1)
+                values.append(bytes(buf[i:i + length]))
+                i += length
+            attrs[name] = values
+            i = partial_end
+        if i != attrs_end:
+            return None
+    except IndexError:
+        return None
+    return message_id, {"type": "searchResEntry", "dn": dn, "raw_attributes": attrs}
+
+
+class _RawSyncStrategy(SyncStrategy):  # type: ignore[misc]
+    """ldap3's synchronous strategy, decoding search entries to raw values only.
+
+    ldap3 builds every entry twice (raw bytes, and text through a per-value config lookup)
+    with a general BER decoder; on a large directory that is most of the run. Entries are
+    decoded here in one pass; every other message goes the usual way.
+    """
+
+    def decode_response_fast(self, ldap_message: dict[str, Any]) -> dict[str, Any]:
+        if ldap_message["protocolOp"] != 4 or ldap_message["controls"]:
+            result: dict[str, Any] = super().decode_response_fast(ldap_message)
+            return result
+        dn, attributes = ldap_message["payload"][0][3], ldap_message["payload"][1][3]
+        return {"type": "searchResEntry", "dn": bytes(dn).decode("utf-8", "replace"),
+                "raw_attributes": {
+                    bytes(a[3][0][3]).decode("ascii", "replace").lower():
+                        [bytes(v[3]) for v in a[3][1][3]] for a in attributes}}
+
+    def _get_response(self, message_id: int, timeout: int) -> Any:
+        """ldap3's SyncStrategy._get_response (2.9.1), with entries decoded by
+        ``decode_entry``."""
+        out: list[Any] = []
+        complete = False
+        while not complete:
+            responses = self.receiving()
+            if not responses:
+                return SESSION_TERMINATED_BY_SERVER
+            for response in responses:
+                if not response:
+                    continue
+                fast = decode_entry(response)
+                if fast is not None and fast[0] == message_id:
+                    out.append(fast[1])
+                    continue
+                try:
+                    ldap_resp = decode_message_fast(response)
+                    decoded = self.decode_response_fast(ldap_resp)
+                except (KeyError, IndexError, ValueError, TypeError) as exc:
+                    # garbage on the wire: treat it as a broken connection
+                    self.connection.last_error = f"malformed message from the server ({exc!r})"
+                    raise lx.LDAPSocketReceiveError(self.connection.last_error) from None
+                got = int(ldap_resp["messageID"])
+                if got == message_id:
+                    out.append(decoded)
+                    if decoded["type"] not in ("searchResEntry", "searchResRef",
+                                               "intermediateResponse"):
+                        complete = True
+                elif got == 0 and decoded.get("responseName") == NOTICE_OF_DISCONNECTION:
+                    return SESSION_TERMINATED_BY_SERVER
+                else:
+                    self.connection.last_error = "invalid or unsolicited message received"
+                    raise lx.LDAPSocketReceiveError(self.connection.last_error)
+        out.append(RESPONSE_COMPLETE)
+        return out
+
+
+def _use_raw_strategy(conn: Connection) -> None:
+    """Swap in the raw strategy; Connection keeps bound methods of its strategy, so rebind."""
+    strategy = _RawSyncStrategy(conn)
+    conn.strategy = strategy
+    conn.send = strategy.send
+    conn.open = strategy.open
+    conn.get_response = strategy.get_response
+    conn.post_send_single_response = strategy.post_send_single_response
+    conn.post_send_search = strategy.post_send_search
+
+
+class Ldap3Transport:
+    """A Transport on ldap3: raw values, no schema, every search paged."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        endpoint.check_insecure()
+        self.endpoint = endpoint
+        self.conn = self._connect(endpoint)
+
+    @staticmethod
+    def _tls(ep: Endpoint) -> Tls:
+        # ldap3's Tls() defaults to CERT_NONE: always say what we want.
+        return Tls(validate=ssl.CERT_REQUIRED if ep.verify else ssl.CERT_NONE,
+                   ca_certs_file=ep.ca_file, local_certificate_file=ep.cert_file,
+                   local_private_key_file=ep.key_file, sni=ep.host)
+
+    def _connect(self, ep: Endpoint) -> Connection:
+        ldaps = ep.url.lower().startswith("ldaps://")
+        server = Server(ep.host, port=ep.port, use_ssl=ldaps, tls=self._tls(ep), get_info=NONE,
+                        connect_timeout=max(1, round(ep.connect_timeout)))
+        if ep.sasl_external:
+            # An empty authorisation identity: with None ldap3 sends no credentials
+            # and slapd answers saslBindInProgress.
+            auth: dict[str, object] = {"authentication": SASL, "sasl_mechanism": EXTERNAL,
+                                       "sasl_credentials": ""}
+        elif ep.bind_dn:
+            auth = {"authentication": SIMPLE, "user": ep.bind_dn, "password": ep.password}
+        else:
+            auth = {"authentication": ANONYMOUS}
+        conn = Connection(server, receive_timeout=max(1, round(ep.operation_timeout)),
+                          auto_referrals=False, check_names=False, raise_exceptions=True,
+                          read_only=True, return_empty_attributes=False, auto_range=False,
+                          **auth)
+        _use_raw_strategy(conn)
+        try:
+            conn.open()
+            if ep.start_tls:
+                conn.start_tls()
+            conn.bind()
+        except (lx.LDAPException, OSError) as exc:
+            _close_quietly(conn)
+            raise _classify(exc, f"connecting to {ep.host}:{ep.port}") from None
+        return conn
+
+    def search_paged(self, base: str, scope: Scope, filter: str,
+                     attributes: list[str]) -> Iterator[Entry]:
+        """Every entry of a paged search; pages come back in any order (ldap3 reverses)."""
+        conn = self.conn
+        cookie: bytes | None = None
+        doing = f"searching {base or 'the root'!r} for {filter}"
+        time_limit = max(1, int(self.endpoint.operation_timeout))
+        while True:
+            try:
+                conn.search(base, filter, _SCOPES[scope], attributes=attributes or
+                            [NO_ATTRIBUTES], paged_size=self.endpoint.page_size,
+                            paged_cookie=cookie, time_limit=time_limit)
+            except (lx.LDAPException, OSError) as exc:
+                raise _classify(exc, doing) from None
+            # Take the page and its cookie now: the caller may read other entries on this
+            # connection (AD ranges, outside members) before asking for the next page.
+            response, result = conn.response or [], conn.result
+            conn.response = None
+            _check_result(result, doing)
+            controls = (result or {}).get("controls") or {}
+            cookie = controls.get(PAGED_RESULTS_OID, {}).get("value", {}).get("cookie")
+            for item in response:
+                kind = item.get("type")
+                if kind == "searchResEntry":
+                    yield item["dn"], item["raw_attributes"]
+                elif kind == "searchResRef":
+                    raise TransportError(f"unexpected referral ({doing}) to "
+                                         f"{', '.join(item.get('uri') or [])}")
+            if not cookie:
+                return
+
+    def read(self, dn: str, attributes: list[str], filter: str = "(objectClass=*)",
+             ) -> dict[str, list[bytes]] | None:
+        """One entry by DN, or None when it does not exist or does not match ``filter``."""
+        try:
+            self.conn.search(dn, filter, BASE, attributes=attributes or [NO_ATTRIBUTES],
+                             time_limit=max(1, int(self.endpoint.operation_timeout)))
+        except lx.LDAPNoSuchObjectResult:
+            return None
+        except (lx.LDAPException, OSError) as exc:
+            raise _classify(exc, f"reading {dn!r}") from None
+        _check_result(self.conn.result, f"reading {dn!r}")
+        for item in self.conn.response or []:
+            if item.get("type") == "searchResEntry":
+                attrs: dict[str, list[bytes]] = item["raw_attributes"]
+                return attrs
+            if item.get("type") == "searchResRef":
+                raise TransportError(f"unexpected referral reading {dn!r}")
+        return None
+
+    def close(self) -> None:
+        """Unbind; errors on the way out do not matter."""
+        _close_quietly(self.conn)
+
+
+# ldap3 does not raise for these even with raise_exceptions: a partial answer would pass.
+_PARTIAL = {
+    3: "time limit exceeded ({}): the answer is incomplete",
+    4: "size limit exceeded ({}): the answer is incomplete",
+    10: "unexpected referral ({}): point the connector at the server that holds the entries",
+    11: "administrative limit exceeded ({}): the answer is incomplete",
+}
+
+
+def _check_result(result: dict[str, object] | None, doing: str) -> None:
+    """Raise unless the operation ended in success."""
+    code = (result or {}).get("result", 0)
+    if code == 0:
+        return
+    if isinstance(code, int) and code in _PARTIAL:
+        raise TransportError(_PARTIAL[code].format(doing))
+    description = (result or {}).get("description") or code
+    raise TransportError(f"{doing} failed: {description}", transient=code in (51, 52))
+
+
+def _close_quietly(conn: Connection) -> None:
+    with contextlib.suppress(Exception):  # a broken connection: nothing left to close
+        conn.unbind()

@@ -1,0 +1,336 @@
+"""The ldap connector against a real OpenLDAP slapd: mapping, paging, TLS, deltas, failures."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
+from ldapdata import (
+    BIG_SIZE,
+    ESCAPED_GROUP,
+    ESCAPED_USER,
+    GROUPS,
+    OUTSIDE,
+    PEOPLE,
+    POSIX,
+    SUFFIX,
+    directory,
+    uid_for,
+    user_dn,
+)
+from slapd import LIMITED_DN, LIMITED_PW, ROOT_DN, ROOT_PW, Slapd
+from structlog.testing import capture_logs
+
+from connectors.dn import normalise_dn
+from connectors.ldap import LdapConfig, LdapConnector
+from connectors.ldaptransport import Endpoint, Ldap3Transport, Scope
+from syncd.errors import SourceError
+from syncd.source import Snapshot, SourceGroup
+
+# ldap3 checks host names with ssl.match_hostname, deprecated in Python 3.7+ (still works)
+pytestmark = [pytest.mark.slapd,
+              pytest.mark.filterwarnings("ignore:ssl.match_hostname:DeprecationWarning")]
+SlapdFactory = Callable[..., Slapd]
+
+
+def make(server: Slapd, tmp_path: Path, *, needed: frozenset[str] = frozenset(),
+         **overrides: Any) -> LdapConnector:
+    """A connector on ``server`` bound as the root DN, page size 5, one retry at most."""
+    config: dict[str, Any] = {
+        "name": "corp", "type": "ldap", "url": server.url, "bind_dn": ROOT_DN,
+        "password": ROOT_PW, "page_size": 5, "retries": 0,
+        "groups": {"base": GROUPS}, "users": {"base": PEOPLE}, "delta_overlap": "1s",
+    }
+    config.update(overrides)
+    return LdapConnector(LdapConfig.model_validate(config), base_dir=tmp_path,
+                         needed_attributes=needed)
+
+
+def by_name(snap: Snapshot) -> dict[str, SourceGroup]:
+    return {g.name: g for g in snap.groups}
+
+
+@pytest.fixture
+def server(slapd_factory: SlapdFactory) -> Slapd:
+    return slapd_factory(directory())
+
+
+# -- mapping ------------------------------------------------------------------------------
+
+def test_full_snapshot_maps_groups_and_users(server: Slapd, tmp_path: Path) -> None:
+    snap = make(server, tmp_path).snapshot()
+    groups = by_name(snap)
+    assert sorted(groups) == sorted(["staff", "devs", "R&D, Team+1", "unique", "big",
+                                     "external", "spare"])
+    staff = groups["staff"]
+    assert staff.external_id == uid_for("group-staff")
+    assert staff.description == "All staff"
+    # nesting with a cycle: staff -> devs -> staff, both kept as refs
+    assert f"cn=devs,{GROUPS}" in staff.members
+    assert f"cn=staff,{GROUPS}" in groups["devs"].members
+    # an escaped DN (comma) as a member, normalised to the entry's own ref
+    users = {u.user_name: u for u in snap.users}
+    assert users["jsmith"].ref == normalise_dn(ESCAPED_USER) in staff.members
+    assert users["jsmith"].display_name == "Smith, John"
+    # comma and plus in a group's cn
+    escaped = groups["R&D, Team+1"]
+    assert escaped.ref == normalise_dn(ESCAPED_GROUP)
+    assert normalise_dn(escaped.dn) == normalise_dn(ESCAPED_GROUP)
+    # non-ASCII values
+    assert users["zoe"].display_name == "Zoë Ångström"
+    assert groups["devs"].description == "Développeurs"
+    # groupOfUniqueNames, the optional UID bits dropped
+    assert groups["unique"].members == [user_dn("bob"), user_dn("zoe")]
+    # a group larger than the page size (5), and more users than a page
+    assert len(groups["big"].members) == BIG_SIZE
+    assert len({u.external_id for u in snap.users}) == len(snap.users) >= BIG_SIZE + 5
+
+
+def test_posixgroup_member_uids_are_name_refs(server: Slapd, tmp_path: Path) -> None:
+    snap = make(server, tmp_path, schema="rfc2307", groups={"base": POSIX}).snapshot()
+    (pg,) = snap.groups
+    assert pg.members == ["name:alice", "name:bob"]
+    # the rfc2307 preset's user filter: posixAccount only
+    assert sorted(u.user_name for u in snap.users) == ["alice", "bob"]
+
+
+def test_scopes_and_filters(server: Slapd, tmp_path: Path) -> None:
+    one = make(server, tmp_path, groups={"base": SUFFIX, "scope": "one"}).snapshot()
+    assert list(one.groups) == []
+    base = make(server, tmp_path, groups={"base": f"cn=big,{GROUPS}", "scope": "base"})
+    assert [g.name for g in base.snapshot().groups] == ["big"]
+    filtered = make(server, tmp_path, groups={"base": GROUPS,
+                                              "filter": "(businessCategory=sync)"})
+    assert [g.name for g in filtered.snapshot().groups] == ["devs"]
+
+
+def test_needed_attributes_and_overrides(server: Slapd, tmp_path: Path) -> None:
+    conn = make(server, tmp_path, needed=frozenset({"businesscategory"}),
+                attributes={"display_name": "mail",
+                            "user_disabled": {"name": "nsAccountLock", "equals": "TRUE"}})
+    snap = conn.snapshot()
+    assert by_name(snap)["devs"].attributes == {"businesscategory": ["sync"]}
+    assert by_name(snap)["staff"].attributes == {}
+    users = {u.user_name: u for u in snap.users}
+    assert users["locked"].disabled and not users["alice"].disabled
+    assert users["alice"].display_name == "alice@example.org"
+
+
+def test_only_needed_attributes_are_requested(server: Slapd, tmp_path: Path) -> None:
+    asked: list[list[str]] = []
+
+    class Recording(Ldap3Transport):
+        def search_paged(self, base: str, scope: Scope, filter: str,
+                         attributes: list[str]) -> Iterator[tuple[str, dict[str, list[bytes]]]]:
+            asked.append(sorted(attributes))
+            yield from super().search_paged(base, scope, filter, attributes)
+
+    conn = make(server, tmp_path)
+    conn.transport_factory = Recording  # type: ignore[misc]
+    conn.snapshot()
+    assert asked == [["cn", "description", "entryuuid", "member", "uniquemember"],
+                     ["cn", "entryuuid", "mail", "uid"]]
+
+
+def test_members_outside_the_bases(server: Slapd, tmp_path: Path) -> None:
+    with capture_logs() as logs:
+        snap = make(server, tmp_path).snapshot()
+    users = {u.user_name: u for u in snap.users}
+    # read with a base-scope search although ou=outside is not under the users base
+    assert users["outsider"].ref == f"uid=outsider,{OUTSIDE}"
+    missing = [e for e in logs if e["event"] == "ldap.member_not_found"]
+    assert [e["dn"] for e in missing] == [f"uid=ghost,{OUTSIDE}"]
+    assert missing[0]["log_level"] == "warning"
+    # a dangling DN inside the users base stays a ref: the engine reports it
+    assert user_dn("ghost2") in by_name(snap)["external"].members
+
+
+# -- TLS and binds ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["ldaps", "starttls"])
+def test_tls_verifies_against_the_given_ca(server: Slapd, tmp_path: Path, mode: str) -> None:
+    url = server.ldaps_url if mode == "ldaps" else server.url
+    extra: dict[str, Any] = {"url": url, "start_tls": mode == "starttls"}
+    good = make(server, tmp_path, tls={"ca_file": str(server.ca_file)}, **extra)
+    assert good.test_connection()["groups"] == 7
+    wrong = make(server, tmp_path, tls={"ca_file": str(server.other_ca_file)}, **extra)
+    with pytest.raises(SourceError, match=r"TLS failed.*certificate verify failed"):
+        wrong.test_connection()
+    # the system store does not know the fixture CA either: verification is on by default
+    with pytest.raises(SourceError, match="certificate verify failed"):
+        make(server, tmp_path, **extra).test_connection()
+    unverified = make(server, tmp_path, tls={"verify": False}, **extra)
+    assert unverified.test_connection()["groups"] == 7
+
+
+def test_sasl_external_with_a_client_certificate(server: Slapd, tmp_path: Path) -> None:
+    conn = make(server, tmp_path, url=server.ldaps_url, bind_dn=None, password=None,
+                sasl="external", tls={"ca_file": str(server.ca_file),
+                                      "cert_file": str(server.certs / "client.crt"),
+                                      "key_file": str(server.certs / "client.key")})
+    assert conn.test_connection()["bind"] == "sasl external"
+    assert len(list(conn.snapshot().groups)) == 7
+
+
+def test_clear_text_bind_to_a_remote_host_is_refused_before_connecting(tmp_path: Path) -> None:
+    config = {"name": "corp", "type": "ldap", "url": "ldap://192.0.2.1:389",
+              "bind_dn": ROOT_DN, "password": ROOT_PW, "groups": {"base": GROUPS},
+              "users": {"base": PEOPLE}, "retries": 0, "timeouts": {"connect": "1s"}}
+    conn = LdapConnector(LdapConfig.model_validate(config), base_dir=tmp_path)
+    started = time.monotonic()
+    with pytest.raises(SourceError, match=r"refusing a clear-text simple bind to 192\.0\.2\.1") \
+            as err:
+        conn.snapshot()
+    assert time.monotonic() - started < 0.5
+    assert ROOT_PW not in str(err.value)
+    allowed = LdapConnector(LdapConfig.model_validate({**config, "allow_insecure": True}),
+                            base_dir=tmp_path)
+    with pytest.raises(SourceError, match="cannot connect"):
+        allowed.snapshot()
+
+
+def test_endpoint_loopback_rules() -> None:
+    for url in ("ldap://127.0.0.1", "ldap://localhost:389", "ldap://[::1]:389"):
+        Endpoint(url=url, bind_dn="cn=x", password="pw").check_insecure()
+    for ok in (Endpoint(url="ldaps://remote.example", password="pw"),
+               Endpoint(url="ldap://remote.example", start_tls=True, password="pw"),
+               Endpoint(url="ldap://remote.example")):
+        ok.check_insecure()
+    with pytest.raises(SourceError):
+        Endpoint(url="ldap://remote.example", bind_dn="cn=x", password="pw").check_insecure()
+    assert "hidden-pw-1" not in repr(Endpoint(url="ldap://x", password="hidden-pw-1"))
+
+
+# -- failures -----------------------------------------------------------------------------
+
+def test_bind_refused(server: Slapd, tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"corp.*bind refused") as err:
+        make(server, tmp_path, password="wrong-password-x").snapshot()
+    assert "wrong-password-x" not in str(err.value)
+
+
+def test_server_down_is_retried_then_fails(server: Slapd, tmp_path: Path) -> None:
+    server.stop()
+    with capture_logs() as logs, pytest.raises(SourceError, match="cannot connect"):
+        make(server, tmp_path, retries=2).snapshot()
+    assert [e["attempt"] for e in logs if e["event"] == "ldap.retry"] == [1, 2]
+
+
+def test_server_back_within_the_retries(server: Slapd, tmp_path: Path) -> None:
+    calls = []
+
+    class Flaky(Ldap3Transport):
+        def __init__(self, endpoint: Endpoint) -> None:
+            calls.append(1)
+            if len(calls) == 1:
+                server.stop()
+            elif not server.running:
+                server.start()
+            super().__init__(endpoint)
+
+    conn = make(server, tmp_path, retries=2)
+    conn.transport_factory = Flaky  # type: ignore[misc]
+    assert len(list(conn.snapshot().groups)) == 7
+    assert len(calls) == 2
+
+
+def test_server_killed_in_the_middle_of_paging(server: Slapd, tmp_path: Path) -> None:
+    pages: list[int] = []
+
+    class Killing(Ldap3Transport):
+        def search_paged(self, base: str, scope: Scope, filter: str,
+                         attributes: list[str]) -> Iterator[tuple[str, dict[str, list[bytes]]]]:
+            for n, item in enumerate(super().search_paged(base, scope, filter, attributes)):
+                pages.append(n)
+                if n == 6:  # into the second page of 5
+                    server.kill()
+                yield item
+
+    conn = make(server, tmp_path)
+    conn.transport_factory = Killing  # type: ignore[misc]
+    with pytest.raises(SourceError, match=r"corp.*connection lost"):
+        conn.snapshot()
+    assert pages[-1] < 10  # it stopped in the middle, not after a complete answer
+
+
+def test_size_limit_exceeded(server: Slapd, tmp_path: Path) -> None:
+    conn = make(server, tmp_path, bind_dn=LIMITED_DN, password=LIMITED_PW)
+    with pytest.raises(SourceError, match="size limit exceeded"):
+        conn.snapshot()
+
+
+def test_referral_is_an_error(server: Slapd, tmp_path: Path) -> None:
+    ldap = server.connection()
+    ldap.add(f"ou=remote,{PEOPLE}", ["referral", "extensibleObject"],  # type: ignore[attr-defined]
+             {"ou": "remote", "ref": "ldap://ldap.elsewhere.example/ou=remote,dc=example,dc=org"})
+    with pytest.raises(SourceError, match=r"unexpected referral.*elsewhere"):
+        make(server, tmp_path).snapshot()
+
+
+# -- deltas -------------------------------------------------------------------------------
+
+def test_delta_returns_changes_renames_and_deletions(server: Slapd, tmp_path: Path) -> None:
+    time.sleep(2.1)  # let the loaded entries age past the 1 s overlap
+    conn = make(server, tmp_path)
+    full = conn.snapshot()
+    assert full.cursor is not None and full.cursor["kind"] == "timestamp"
+    time.sleep(1.1)
+    ldap: Any = server.connection()
+    ldap.modify(f"cn=staff,{GROUPS}", {"member": [(MODIFY_DELETE, [user_dn("bob")])]})
+    ldap.modify(f"cn=big,{GROUPS}", {"member": [(MODIFY_ADD, [user_dn("zoe")])]})
+    ldap.modify_dn(f"cn=devs,{GROUPS}", "cn=developers")
+    ldap.delete(f"cn=spare,{GROUPS}")
+    ldap.delete(user_dn("b000"))
+    ldap.modify(user_dn("alice"), {"mail": [(MODIFY_REPLACE, ["alice@new.example"])]})
+    time.sleep(2.1)  # so that the next cursor (this start less 1 s) is past these changes
+    delta = conn.delta(full.cursor)
+    assert delta is not None
+    changed = {g.name: g for g in delta.groups}
+    assert sorted(changed) == ["big", "developers", "staff"]
+    assert changed["developers"].external_id == uid_for("group-devs")  # a rename, same id
+    assert len(changed["big"].members) == BIG_SIZE + 1  # complete, not the change
+    assert user_dn("bob") not in changed["staff"].members
+    assert [u.email for u in delta.users] == ["alice@new.example"]
+    assert list(delta.removed_groups) == [uid_for("group-spare")]
+    assert list(delta.removed_users) == [uid_for("user-b000")]
+    # the next delta starts from this one's cursor: nothing new, nothing removed
+    again = conn.delta(delta.cursor)
+    assert again is not None
+    assert (list(again.groups), list(again.removed_groups), list(again.removed_users)) == (
+        [], [], [])
+
+
+def test_cursor_of_another_configuration_means_a_full_run(server: Slapd,
+                                                          tmp_path: Path) -> None:
+    full = make(server, tmp_path).snapshot()
+    assert full.cursor is not None
+    assert make(server, tmp_path, needed=frozenset({"owner"})).delta(full.cursor) is None
+    assert make(server, tmp_path, groups={"base": SUFFIX}).delta(full.cursor) is None
+    assert make(server, tmp_path).delta({"version": 0}) is None
+
+
+def test_test_connection_counts_and_times(server: Slapd, tmp_path: Path) -> None:
+    report = make(server, tmp_path).test_connection()
+    assert report["groups"] == 7
+    assert report["users"] == 30
+    assert set(report["timings"]) == {"connect_and_bind_s", "groups_s", "users_s", "total_s"}
+    assert ROOT_PW not in repr(report)
+
+
+def test_reads_between_pages_do_not_lose_the_paging_cookie(server: Slapd,
+                                                            tmp_path: Path) -> None:
+    transport = Ldap3Transport(make(server, tmp_path).endpoint())
+    try:
+        seen = []
+        for dn, _ in transport.search_paged(PEOPLE, "subtree", "(objectClass=inetOrgPerson)",
+                                            ["uid"]):
+            seen.append(dn)
+            assert transport.read(f"cn=big,{GROUPS}", ["cn"]) == {"cn": [b"big"]}
+        assert len(seen) == 30
+        assert transport.read(f"cn=nobody,{GROUPS}", ["cn"]) is None
+    finally:
+        transport.close()
