@@ -66,6 +66,7 @@ class Differ:
         self.existing = existing
         self.result = DiffResult(warnings=resolver.warnings)
         self._new_users: dict[str, CreateUser] = {}
+        self._created: set[str] = set()
         # Members left out as unknown users: added after all, if another rule creates them.
         self._unknown: list[AddMember] = []
         self._by_rule_groups: dict[str, int] = defaultdict(int)
@@ -212,31 +213,41 @@ class Differ:
             self._new_users[su.user_name] = cls(
                 su.user_name, su.email, su.external, self.connector, su.display_name,
                 su.external_id)
+            if cls is CreateUser:
+                self._created.add(su.user_name)  # final: nothing turns it back
 
-    def _unchanged(self, want: dict[int, str], existing: list[StoreMember]) -> bool:
-        """The common case, checked fast: every desired user is in the store and enabled,
-        and the rows are exactly ours with the desired roles and no status to restore."""
+    def _unchanged(self, want: dict[int, str], existing: list[StoreMember],
+                   remove_disabled: bool) -> bool:
+        """The common case, checked fast: every desired user is in the store, the rows are
+        exactly ours with the desired roles, and no status is to change (deactivated for
+        a disabled user, anything but deactivated for the others)."""
         uid_of = self._uid_of
         desired = {uid_of[pos]: role for pos, role in want.items()}
         if len(desired) != len(want) or len(existing) != len(desired) or None in desired:
             return False
+        disabled = self._disabled_uids
+        if remove_disabled and disabled and not disabled.isdisjoint(desired):
+            return False
         connector = self.connector
         return all(m[M_ORIGIN] == "sync" and m[M_SOURCE] == connector
-                   and m[M_STATUS] not in RESTORED and desired.get(m[M_USER_ID]) == m[M_ROLE]
+                   and desired.get(m[M_USER_ID]) == m[M_ROLE]
+                   and ((m[M_STATUS] == "deactivated") if m[M_USER_ID] in disabled
+                        else (m[M_STATUS] not in RESTORED))
                    for m in existing)
 
     def _members(self, d: DesiredGroup, key: str, group_name: str,
                  existing: list[StoreMember]) -> None:
         """Compare one group's desired members with its rows (hot: millions of members)."""
         want = self.resolver.members(d)
-        if self._unchanged(want, existing):
-            return
         rule = d.rule
+        remove_disabled = rule.members.disabled_users == "remove"
+        if self._unchanged(want, existing, remove_disabled):
+            return
         rname = rule.name
         connector = self.connector
         users = self.index.users
         store_users = self.existing.users
-        remove_disabled = rule.members.disabled_users == "remove"
+        created = self._created
         changes = self.result.changes
         have = {m[M_USER_ID]: m for m in existing}
         kept: set[str] = set()
@@ -256,7 +267,8 @@ class Differ:
                                              "deactivated" if disabled else "accepted", rname,
                                              key))
                 else:
-                    self._note_unknown(pos, rule)
+                    if name not in created:
+                        self._note_unknown(pos, rule)
                     self._unknown.append(AddMember(group_name, name, role, "", rname, key))
                 continue
             kept.add(current[M_USER_ID])
@@ -278,10 +290,13 @@ class Differ:
     def run(self, desired: list[DesiredGroup]) -> DiffResult:
         """Compute every change; reads the existing memberships stream to its end."""
         store_users = self.existing.users
-        # Each source user's store id, None where unknown to the store or disabled.
+        # Each source user's store id (None where unknown to the store), and the store ids
+        # of users the source has disabled: what the fast check of unchanged groups needs.
         self._uid_of: list[str | None] = [
-            None if u.disabled or u.user_name not in store_users
-            else store_users[u.user_name].id for u in self.index.users]
+            store_users[u.user_name].id if u.user_name in store_users else None
+            for u in self.index.users]
+        self._disabled_uids = {uid for u, uid in zip(self.index.users, self._uid_of, strict=True)
+                               if u.disabled and uid is not None}
         placed = self._place(desired)
         by_key = {key: d for d, key in placed.values()}
         skipped = {d.external_id for d in desired} - set(placed)

@@ -143,7 +143,10 @@ class Membership(Base):
     """A user's membership of a group, with role, status and who made it."""
 
     __tablename__ = "memberships"
-    __table_args__ = (Index("ix_memberships_user_id", "user_id"),)
+    # SQLite: rows kept in primary-key order, without a rowid beside it, so that a diff
+    # reads a group's members in one sweep and an apply maintains one B-tree, not two.
+    __table_args__ = (Index("ix_memberships_user_id", "user_id"),
+                      {"sqlite_with_rowid": False})
 
     group_id: Mapped[str] = mapped_column(
         ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)

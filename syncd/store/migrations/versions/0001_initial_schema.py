@@ -119,7 +119,8 @@ def upgrade() -> None:
     sa.Column('updated_at', syncd.store.schema.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['group_id'], ['groups.id'], name=op.f('fk_memberships_group_id_groups'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_memberships_user_id_users'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('group_id', 'user_id', name=op.f('pk_memberships'))
+    sa.PrimaryKeyConstraint('group_id', 'user_id', name=op.f('pk_memberships')),
+    sqlite_with_rowid=False,
     )
     with op.batch_alter_table('memberships', schema=None) as batch_op:
         batch_op.create_index('ix_memberships_user_id', ['user_id'], unique=False)
