@@ -70,6 +70,7 @@ class Pulled:
     mode: str
     cursor: dict[str, Any] | None
     from_source: bool = True
+    touched: mirror.Touched | None = None  # a delta's entries: what the mirror rewrites
 
 
 def peak_memory_mib() -> float:
@@ -139,8 +140,9 @@ class SyncEngine:
                     and mirrored is not None and not mirrored.missing(needed):
                 delta = connector.delta(cursor)
                 if delta is not None:
-                    users, groups = mirror.with_delta(conn, name, delta)
-                    return Pulled(SourceIndex.build(users, groups), "delta", delta.cursor)
+                    users, groups, touched = mirror.with_delta(conn, name, delta)
+                    return Pulled(SourceIndex.build(users, groups), "delta", delta.cursor,
+                                  touched=touched)
         snap = connector.snapshot()
         return Pulled(SourceIndex.build(snap.users, snap.groups), "full", snap.cursor)
 
@@ -249,7 +251,7 @@ class SyncEngine:
                         ).apply(cp.changes)
                 if pulled.from_source:
                     mirror.store_snapshot(conn, name, pulled.index,
-                                          connector.needed_attributes)
+                                          connector.needed_attributes, pulled.touched)
                     self._save_cursor(conn, name, pulled.cursor)
                 self._insert_run(conn, run_id, cp, started_at,
                                  "applied" if cp.changes else "no_changes")

@@ -92,27 +92,58 @@ def iter_groups(conn: Connection, connector: str) -> Iterator[SourceGroup]:
         yield SourceGroup(external_id=external_id, **data)
 
 
+@dataclass
+class Touched:
+    """The entries a delta changed or removed: all a delta run needs to rewrite."""
+
+    users: set[str]
+    groups: set[str]
+    removed_users: set[str]
+    removed_groups: set[str]
+
+
 def with_delta(conn: Connection, connector: str, delta: Delta,
-               ) -> tuple[Iterable[SourceUser], Iterable[SourceGroup]]:
-    """The mirror with a delta laid over it: the current complete picture, as streams."""
+               ) -> tuple[Iterable[SourceUser], Iterable[SourceGroup], Touched]:
+    """The mirror with a delta laid over it: the current complete picture, as streams, and
+    which entries the delta touched."""
     changed_users = {u.external_id: u for u in delta.users}
     changed_groups = {g.external_id: g for g in delta.groups}
-    removed_users = set(delta.removed_users)
-    removed_groups = set(delta.removed_groups)
+    touched = Touched(set(changed_users), set(changed_groups), set(delta.removed_users),
+                      set(delta.removed_groups))
 
     def users() -> Iterator[SourceUser]:
         for u in iter_users(conn, connector):
-            if u.external_id not in removed_users and u.external_id not in changed_users:
+            if u.external_id not in touched.removed_users \
+                    and u.external_id not in changed_users:
                 yield u
         yield from changed_users.values()
 
     def groups() -> Iterator[SourceGroup]:
         for g in iter_groups(conn, connector):
-            if g.external_id not in removed_groups and g.external_id not in changed_groups:
+            if g.external_id not in touched.removed_groups \
+                    and g.external_id not in changed_groups:
                 yield g
         yield from changed_groups.values()
 
-    return users(), groups()
+    return users(), groups(), touched
+
+
+def _replace_rows(conn: Connection, table: Any, connector: str, ids: set[str],
+                  entries: Iterator[tuple[str, dict[str, Any]]]) -> int:
+    """Delete the rows of ``ids`` and insert ``entries`` (a delta's part of the mirror)."""
+    t = table.c
+    doomed = sorted(ids)
+    for i in range(0, len(doomed), BATCH):
+        conn.execute(delete(table).where(t.connector == connector,
+                                         t.external_id.in_(doomed[i:i + BATCH])))
+    rows = []
+    for external_id, data in entries:
+        digest, text = _encode(data)
+        rows.append((connector, external_id, digest, text))
+    for i in range(0, len(rows), BATCH):
+        insert_rows(conn, table, ("connector", "external_id", "digest", "data"),
+                    rows[i:i + BATCH])
+    return len(doomed)
 
 
 def _sync_table(conn: Connection, table: Any, connector: str,
@@ -156,26 +187,36 @@ def _sync_table(conn: Connection, table: Any, connector: str,
 
 
 def store_snapshot(conn: Connection, connector: str, index: SourceIndex,
-                   attributes: frozenset[str]) -> int:
+                   attributes: frozenset[str], only: Touched | None = None) -> int:
     """Make the mirror equal the complete snapshot in ``index``, whose groups carry
-    ``attributes``; return rows touched."""
+    ``attributes``; with ``only`` (a delta run, whose index is the mirror with the delta
+    laid over it) rewrite just the entries the delta touched. Return rows touched."""
     seen: set[str] = set()
+    user_ids = only.users if only else None
+    group_ids = only.groups if only else None
 
     def users() -> Iterator[tuple[str, dict[str, Any]]]:
         for u in index.users:
-            if u.external_id not in seen:
+            if u.external_id not in seen and (user_ids is None or u.external_id in user_ids):
                 seen.add(u.external_id)
                 yield u.external_id, _user_data(u)
 
     def groups() -> Iterator[tuple[str, dict[str, Any]]]:
         done: set[str] = set()
         for pos, g in enumerate(index.groups):
-            if g.external_id not in done:
+            if g.external_id not in done and (group_ids is None
+                                              or g.external_id in group_ids):
                 done.add(g.external_id)
                 yield g.external_id, _group_data(index, pos)
 
-    touched = _sync_table(conn, MIRROR_USERS, connector, users()) + _sync_table(
-        conn, MIRROR_GROUPS, connector, groups())
+    if only is None:
+        touched = _sync_table(conn, MIRROR_USERS, connector, users()) + _sync_table(
+            conn, MIRROR_GROUPS, connector, groups())
+    else:
+        touched = _replace_rows(conn, MIRROR_USERS, connector,
+                                only.users | only.removed_users, users())
+        touched += _replace_rows(conn, MIRROR_GROUPS, connector,
+                                 only.groups | only.removed_groups, groups())
     state = {"attributes": sorted(attributes), "groups": len(index.groups),
              "users": len(index.users), "updated_at": utcnow()}
     t = MIRROR_STATE.c

@@ -115,6 +115,18 @@ def cursor(config: Path) -> Any:
         engine.dispose()
 
 
+def mirror_rows(config: Path) -> dict[str, list[tuple[str, str]]]:
+    """The mirror's entries (external id, digest of the stored data) per table."""
+    engine = create_engine(f"sqlite:///{config.parent / 'store.db'}")
+    try:
+        with engine.connect() as conn:
+            return {table: [tuple(row) for row in conn.execute(text(
+                        f"SELECT external_id, digest FROM {table} ORDER BY external_id"))]  # noqa: S608
+                    for table in ("mirror_users", "mirror_groups")}
+    finally:
+        engine.dispose()
+
+
 def change_directory(server: Slapd) -> None:
     """Membership, rename (modrdn), deletion, description, owner, lock, new group."""
     from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
@@ -155,6 +167,8 @@ def test_delta_sync_leaves_the_store_as_a_full_sync(server: Slapd, tmp_path: Pat
     assert sorted(delta_state) == sorted(["staff", "devs", "R&D, Team+1", "unique-renamed",
                                           "big", "external", "newcomers"])
     assert delta_state == full_state
+    # the delta rewrote only the entries it touched, and the mirror is the full run's
+    assert mirror_rows(by_delta) == mirror_rows(by_full)
     assert {m["user"]: m["role"] for m in delta_state["staff"]["members"]}["alice"] == "owner"
     # and nothing is left for either to do
     code, again = sync_json(by_delta)
