@@ -65,3 +65,26 @@ def is_under(dn: str, base: str) -> bool:
     if not base:
         return True
     return dn == base or dn.endswith("," + base)
+
+
+def parent_dn(ndn: str) -> str | None:
+    """The parent of a normalised DN ("" for a one-RDN DN, None for the root)."""
+    i = 0
+    while i < len(ndn):
+        if ndn[i] == "\\":
+            i += 2
+            continue
+        if ndn[i] == ",":
+            return ndn[i + 1:]
+        i += 1
+    return "" if ndn else None
+
+
+def in_scope(ndn: str, nbase: str, scope: str) -> bool:
+    """True when normalised ``ndn`` lies where a search of ``scope`` (base, one, subtree)
+    from normalised ``nbase`` looks."""
+    if scope == "base":
+        return ndn == nbase
+    if scope == "one":
+        return parent_dn(ndn) == nbase
+    return is_under(ndn, nbase)

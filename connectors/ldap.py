@@ -39,7 +39,7 @@ import structlog
 from ldap3.utils.conv import escape_filter_chars
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from connectors.dn import is_under, normalise_dn
+from connectors.dn import in_scope, normalise_dn
 from connectors.ldapcommon import (
     DEFAULT_GROUP_FILTER,
     DEFAULT_USER_FILTER,
@@ -140,24 +140,7 @@ class _Scope:
 
     def contains(self, ndn: str) -> bool:
         """True when normalised ``ndn`` lies where this search looks (filter aside)."""
-        if self.scope == "base":
-            return ndn == self.nbase
-        if self.scope == "one":
-            return _parent(ndn) == self.nbase
-        return is_under(ndn, self.nbase)
-
-
-def _parent(ndn: str) -> str | None:
-    """The parent of a normalised DN ("" for a one-RDN DN, None for the root)."""
-    i = 0
-    while i < len(ndn):
-        if ndn[i] == "\\":
-            i += 2
-            continue
-        if ndn[i] == ",":
-            return ndn[i + 1:]
-        i += 1
-    return "" if ndn else None
+        return in_scope(ndn, self.nbase, self.scope)
 
 
 def pack_ids(ids: Iterable[str]) -> str:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
-from connectors.dn import is_under, normalise_dn
+from connectors.dn import in_scope, normalise_dn
 from connectors.ldapcommon import (
     DEFAULT_GROUP_FILTER,
     DEFAULT_USER_FILTER,
@@ -86,24 +86,7 @@ class _Scope:
 
     def contains(self, ndn: str) -> bool:
         """True when the entry with normalised DN ``ndn`` is in scope (filter aside)."""
-        if self.scope == "base":
-            return ndn == self.base
-        if self.scope == "one":
-            return _parent(ndn) == self.base
-        return is_under(ndn, self.base)
-
-
-def _parent(ndn: str) -> str | None:
-    """The parent of a normalised DN ("" for a one-RDN DN, None for the root)."""
-    i = 0
-    while i < len(ndn):
-        if ndn[i] == "\\":
-            i += 2
-            continue
-        if ndn[i] == ",":
-            return ndn[i + 1:]
-        i += 1
-    return "" if ndn else None
+        return in_scope(ndn, self.base, self.scope)
 
 
 class LdifConnector(Connector):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.dn import is_under, normalise_dn
+from connectors.dn import in_scope, is_under, normalise_dn, parent_dn
 
 
 @pytest.mark.parametrize(("dn", "normal"), [
@@ -80,3 +80,23 @@ def test_valid_dns_ldap3_rejects(dn: str, normal: str) -> None:
 ])
 def test_is_under(dn: str, base: str, under: bool) -> None:
     assert is_under(dn, base) is under
+
+
+@pytest.mark.parametrize(("dn", "scope", "inside"), [
+    ("ou=groups,dc=x", "base", True),
+    ("cn=a,ou=groups,dc=x", "base", False),
+    ("cn=a,ou=groups,dc=x", "one", True),
+    ("cn=a,ou=eng,ou=groups,dc=x", "one", False),
+    ("cn=a\\,b,ou=groups,dc=x", "one", True),  # an escaped comma is not a separator
+    ("cn=a,ou=eng,ou=groups,dc=x", "subtree", True),
+    ("ou=groups,dc=x", "subtree", True),
+    ("cn=a,ou=people,dc=x", "subtree", False),
+])
+def test_in_scope_follows_base_one_and_subtree(dn: str, scope: str, inside: bool) -> None:
+    assert in_scope(dn, "ou=groups,dc=x", scope) is inside
+
+
+def test_parent_dn() -> None:
+    assert parent_dn("cn=a\\,b,dc=x") == "dc=x"
+    assert parent_dn("dc=x") == ""
+    assert parent_dn("") is None
