@@ -15,7 +15,9 @@ REMOVE_OPS = ("remove_member",)
 
 def _limit_check(cp: ConnectorPlan, check: str, ops: tuple[str, ...], global_limit: int | str
                  | None, rules: dict[str, Rule], managed_total: int, by_rule_index: int,
-                 ) -> list[Blocked]:
+                 counts: Counter[str]) -> list[Blocked]:
+    if not any(counts.get(op) for op in ops):
+        return []  # nothing of the kind planned: no limit can trip
     per_rule: Counter[str] = Counter(
         getattr(c, "rule", "") for c in cp.changes if c.op in ops)
     out = []
@@ -40,10 +42,11 @@ def check(cp: ConnectorPlan, safety: SafetyConfig, rules: list[Rule],
           last_snapshot_groups: int | None) -> list[Blocked]:
     """Every tripped check of a connector's plan (empty when it may be applied)."""
     by_name = {r.name: r for r in rules}
+    counts = cp.counts()
     out = _limit_check(cp, "max_group_deletes", DELETE_OPS, safety.max_group_deletes,
-                       by_name, cp.managed_groups, 0)
+                       by_name, cp.managed_groups, 0, counts)
     out += _limit_check(cp, "max_member_removals", REMOVE_OPS, safety.max_member_removals,
-                        by_name, cp.managed_members, 1)
+                        by_name, cp.managed_members, 1, counts)
     if last_snapshot_groups:
         floor = resolve_limit(safety.shrink_guard, last_snapshot_groups) or 0
         if cp.groups_seen < floor:
