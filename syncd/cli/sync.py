@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import func, select
 
 from syncd import render
-from syncd.cli.app import console, format_option, get_app, print_json
+from syncd.cli.app import console, format_option, get_app, print_json, print_table
 from syncd.config.loader import load_rules_file
 from syncd.engine import ProgressHook, RunOptions, SyncEngine
 from syncd.errors import EXIT_BLOCKED, EXIT_PENDING, EXIT_RUNTIME, UsageError
@@ -174,8 +174,6 @@ def status(fmt: str) -> None:
     if fmt == "json":
         print_json({"connectors": out})
         return
-    from syncd.cli.app import print_table
-
     print_table(None, ["connector", "last run", "mode", "status", "changes", "last success",
                        "cursor age"],
                 [[c["name"], (c["last_run"] or {}).get("started"),
