@@ -222,8 +222,9 @@ class Differ:
         exactly ours with the desired roles, and no status is to change (deactivated for
         a disabled user, anything but deactivated for the others)."""
         uid_of = self._uid_of
-        desired = {uid_of[pos]: role for pos, role in want.items()}
-        if len(desired) != len(want) or len(existing) != len(desired) or None in desired:
+        kept = [(uid, role) for pos, role in want.items() if (uid := uid_of[pos]) != ""]
+        desired = dict(kept)
+        if len(desired) != len(kept) or len(existing) != len(desired) or None in desired:
             return False
         disabled = self._disabled_uids
         if remove_disabled and disabled and not disabled.isdisjoint(desired):
@@ -292,11 +293,13 @@ class Differ:
         store_users = self.existing.users
         # Each source user's store id (None where unknown to the store), and the store ids
         # of users the source has disabled: what the fast check of unchanged groups needs.
+        # ("" for a disabled user the store does not have: no rule creates one, so such
+        # a user is never a member, and the fast check may leave it out.)
         self._uid_of: list[str | None] = [
-            store_users[u.user_name].id if u.user_name in store_users else None
-            for u in self.index.users]
+            store_users[u.user_name].id if u.user_name in store_users
+            else ("" if u.disabled else None) for u in self.index.users]
         self._disabled_uids = {uid for u, uid in zip(self.index.users, self._uid_of, strict=True)
-                               if u.disabled and uid is not None}
+                               if u.disabled and uid}
         placed = self._place(desired)
         by_key = {key: d for d, key in placed.values()}
         skipped = {d.external_id for d in desired} - set(placed)
