@@ -88,3 +88,12 @@ def in_scope(ndn: str, nbase: str, scope: str) -> bool:
     if scope == "one":
         return parent_dn(ndn) == nbase
     return is_under(ndn, nbase)
+
+
+def dn_ref(value: str) -> str:
+    """The ref of a value written in a rule or a DN-valued attribute: its normalised DN, or
+    the value as it is when it is not a DN (a group name, an id)."""
+    try:
+        return normalise_dn(value)
+    except ValueError:
+        return value

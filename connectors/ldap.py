@@ -39,7 +39,7 @@ import structlog
 from ldap3.utils.conv import escape_filter_chars
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from connectors.dn import in_scope, normalise_dn
+from connectors.dn import dn_ref, in_scope, normalise_dn
 from connectors.ldapcommon import (
     DEFAULT_GROUP_FILTER,
     DEFAULT_USER_FILTER,
@@ -184,10 +184,7 @@ class LdapConnector(Connector):
 
     def normalise_ref(self, value: str) -> str:
         """A DN's normalised form; a value that is not a DN (a group name) stays as it is."""
-        try:
-            return normalise_dn(value)
-        except ValueError:
-            return value
+        return dn_ref(value)
 
     def mapper(self) -> Mapper:
         """A fresh mapper for one pass."""

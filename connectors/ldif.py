@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
-from connectors.dn import in_scope, normalise_dn
+from connectors.dn import dn_ref, in_scope, normalise_dn
 from connectors.ldapcommon import (
     DEFAULT_GROUP_FILTER,
     DEFAULT_USER_FILTER,
@@ -119,10 +119,7 @@ class LdifConnector(Connector):
 
     def normalise_ref(self, value: str) -> str:
         """A DN's normalised form; a value that is not a DN (a group name) stays as it is."""
-        try:
-            return normalise_dn(value)
-        except ValueError:
-            return value
+        return dn_ref(value)
 
     def snapshot(self) -> Snapshot:
         """Two streams over the file; either fails if the file changes between passes."""

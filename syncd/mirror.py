@@ -74,21 +74,22 @@ def group_count(conn: Connection, connector: str) -> int | None:
     return None if mirrored is None else mirrored.groups
 
 
+def _rows(conn: Connection, table: Any, connector: str, batch: int,
+          ) -> Iterator[tuple[str, dict[str, Any]]]:
+    t = table.c
+    yield from conn.execute(select(t.external_id, t.data).where(t.connector == connector)
+                            .order_by(t.external_id).execution_options(yield_per=batch))
+
+
 def iter_users(conn: Connection, connector: str) -> Iterator[SourceUser]:
     """The mirrored users of a connector."""
-    t = MIRROR_USERS.c
-    rows = conn.execute(select(t.external_id, t.data).where(t.connector == connector)
-                        .order_by(t.external_id).execution_options(yield_per=5000))
-    for external_id, data in rows:
+    for external_id, data in _rows(conn, MIRROR_USERS, connector, 5000):
         yield SourceUser(external_id=external_id, **data)
 
 
 def iter_groups(conn: Connection, connector: str) -> Iterator[SourceGroup]:
-    """The mirrored groups of a connector."""
-    t = MIRROR_GROUPS.c
-    rows = conn.execute(select(t.external_id, t.data).where(t.connector == connector)
-                        .order_by(t.external_id).execution_options(yield_per=1000))
-    for external_id, data in rows:
+    """The mirrored groups of a connector (fewer a batch: their member lists are long)."""
+    for external_id, data in _rows(conn, MIRROR_GROUPS, connector, 1000):
         yield SourceGroup(external_id=external_id, **data)
 
 
