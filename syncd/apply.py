@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
-from syncd.audit import Audit, AuditWriter
+from syncd.audit import AuditWriter
 from syncd.existing import ExistingState
 from syncd.plan import (
     AddMember,
@@ -23,7 +24,7 @@ from syncd.plan import (
     SetMemberStatus,
     UpdateGroup,
 )
-from syncd.store.bulk import insert_rows, timestamp
+from syncd.store.bulk import indexes_rebuilt, insert_rows, json_value, timestamp
 from syncd.store.schema import new_id, tables, utcnow
 
 BATCH = 5000
@@ -32,15 +33,17 @@ GROUPS = tables["groups"]
 USERS = tables["users"]
 USER_IDS = tables["user_external_ids"]
 MEMBERSHIPS = tables["memberships"]
+AUDIENCES = tables["resource_audiences"]
+AUDIT = tables["audit"]
 
 Progress = Callable[[int], None]
 
-USER_COLUMNS = ("id", "user_name", "email", "display_name", "external", "status", "source",
-                "created_at", "updated_at")
+USER_COLUMNS = ("id", "user_name", "email", "display_name", "external")
 GROUP_COLUMNS = ("id", "name", "description", "icon", "kind", "organisation", "managed",
                  "source", "external_id", "rule", "archived", "created_at", "updated_at")
-MEMBER_COLUMNS = ("group_id", "user_id", "role", "status", "origin", "source", "rule",
-                  "created_at", "updated_at")
+MEMBER_COLUMNS = ("group_id", "user_id", "role", "status", "rule")
+# An audit record's own columns; the others are the same for a batch's records.
+AUDIT_COLUMNS = ("group_name", "user_name", "rule", "before", "after")
 
 
 def _batches(items: list[Any]) -> Iterator[list[Any]]:
@@ -60,7 +63,8 @@ class Applier:
         self.actor = f"sync:{connector}"
         self.user_ids = {name: u.id for name, u in existing.users.items()}
         self.group_ids: dict[str, str] = {}
-        self._batch_ts = datetime.now(UTC)
+        self._stamp: Any = None
+        self._records: list[tuple[Any, ...]] = []
         self.groups = existing.groups
         self.progress = progress
 
@@ -70,13 +74,23 @@ class Applier:
     def _record(self, change: Change, *, group: str | None = None, user: str | None = None,
                 before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
                 ) -> None:
-        self.audit.add(self.conn, Audit(
-            actor=self.actor, op=change.op, run_id=self.run_id, group=group, user=user,
-            rule=getattr(change, "rule", None), source=self.connector, before=before,
-            after=after, ts=self._batch_ts))
+        """The change's audit record, written with its batch (``AUDIT_COLUMNS``)."""
+        self._records.append((group, user, getattr(change, "rule", None), json_value(before),
+                              json_value(after)))
 
     def apply(self, changes: list[Change]) -> None:
-        """Apply changes in their order, batching runs of the same op."""
+        """Apply changes in their order, batching runs of the same op.
+
+        A load that at least doubles the memberships or the audit table builds that table's
+        indexes afresh at the end instead of row by row (``indexes_rebuilt``).
+        """
+        adds = sum(1 for c in changes if type(c) is AddMember)
+        with ExitStack() as stack:
+            stack.enter_context(indexes_rebuilt(self.conn, MEMBERSHIPS, adds))
+            stack.enter_context(indexes_rebuilt(self.conn, AUDIT, len(changes)))
+            self._apply(changes)
+
+    def _apply(self, changes: list[Change]) -> None:
         handlers: dict[type[Change], Callable[[list[Any]], None]] = {
             CreateUser: self._create_users, CreateGroup: self._create_groups,
             UpdateGroup: self._update_groups, AddMember: self._add_members,
@@ -88,8 +102,14 @@ class Applier:
             items = list(run)
             handler = handlers.get(cls) or handlers[cls.__mro__[1]]  # InviteUser is a CreateUser
             for batch in _batches(items):
-                self._batch_ts = datetime.now(UTC)  # one timestamp for a batch's records
+                # one timestamp for a batch's records
+                self._stamp = timestamp(self.conn.dialect, datetime.now(UTC))
+                self._records = []
                 handler(batch)
+                self.audit.add_rows(self.conn, {
+                    "ts": self._stamp, "run_id": self.run_id, "actor": self.actor,
+                    "op": items[0].op, "source": self.connector, "extra": None,
+                }, AUDIT_COLUMNS, self._records)
                 if self.progress:
                     self.progress(len(batch))
         self.audit.flush_rows(self.conn)
@@ -103,12 +123,13 @@ class Applier:
         for c in batch:
             uid = new_id()
             self.user_ids[c.user] = uid
-            rows.append((uid, c.user, c.email, c.display_name, c.external, "active",
-                         self.connector, now, now))
+            rows.append((uid, c.user, c.email, c.display_name, c.external))
             if c.external_id:
                 ext.append((uid, self.connector, c.external_id))
             self._record(c, user=c.user, after={"email": c.email, "external": c.external})
-        insert_rows(self.conn, USERS, USER_COLUMNS, rows)
+        insert_rows(self.conn, USERS, USER_COLUMNS, rows, {
+            "status": "active", "source": self.connector, "created_at": now,
+            "updated_at": now})
         if ext:
             # A user renamed in the source (same external id, new user name) is a new user
             # here: user names are what the application knows people by. The source's id
@@ -148,14 +169,24 @@ class Applier:
                          before={k: v["old"] for k, v in c.fields.items()}, after=values)
 
     def _add_members(self, batch: list[AddMember]) -> None:
+        # The hot path of a first sync (a row and a record per membership): the record is
+        # made here without _record, its "after" encoded once per (role, status).
         now = self._now()
-        rows = []
+        rows, records = [], self._records
+        gid, user_ids = self._gid, self.user_ids
+        afters: dict[tuple[str, str], str | None] = {}
         for c in batch:
-            rows.append((self._gid(c.key), self.user_ids[c.user], c.role, c.status, "sync",
-                         self.connector, c.rule, now, now))
-            self._record(c, group=c.group, user=c.user,
-                         after={"role": c.role, "status": c.status})
-        insert_rows(self.conn, MEMBERSHIPS, MEMBER_COLUMNS, rows)
+            rows.append((gid(c.key), user_ids[c.user], c.role, c.status, c.rule))
+            after = afters.get((c.role, c.status))
+            if after is None:
+                after = afters[c.role, c.status] = json_value(
+                    {"role": c.role, "status": c.status})
+            records.append((c.group, c.user, c.rule, None, after))
+        # In key order: rows that follow each other in the table's B-tree are written
+        # together (the plan's order is by group name, and ids are random).
+        rows.sort()
+        insert_rows(self.conn, MEMBERSHIPS, MEMBER_COLUMNS, rows, {
+            "origin": "sync", "source": self.connector, "created_at": now, "updated_at": now})
 
     def _member_update(self, batch: list[ChangeRole] | list[SetMemberStatus],
                        column: str) -> None:
@@ -207,8 +238,13 @@ class Applier:
             if old is not None:
                 before.update(old.fields(), external_id=old.external_id)
             self._record(c, group=c.group, before=before)
-        # Memberships and audience links go with the group (ON DELETE CASCADE).
+        # Memberships and audience links go with the group. ON DELETE CASCADE would do it,
+        # but an SQLite apply runs without foreign-key checks (foreign_keys_unchecked).
+        params = [{"gid": c.key} for c in batch]
+        owned = select(g.id).where(g.id == bindparam("gid"), g.managed,
+                                   g.source == self.connector)
+        for dependent in (MEMBERSHIPS, AUDIENCES):
+            self.conn.execute(delete(dependent).where(dependent.c.group_id.in_(owned)), params)
         self.conn.execute(
             delete(GROUPS).where(g.id == bindparam("gid"), g.managed,
-                                 g.source == self.connector),
-            [{"gid": c.key} for c in batch])
+                                 g.source == self.connector), params)

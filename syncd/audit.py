@@ -80,21 +80,37 @@ class AuditWriter:
 
     Records reach the file only once the transaction that wrote them has committed, so the
     file never tells of a change that was rolled back. Each line is flushed as written.
+    Records are kept as the store's driver-ready rows (``ROW_COLUMNS`` order); the file's
+    lines are made from those rows, so the store and the file cannot disagree.
     """
 
     def __init__(self, file: Path | None, batch_size: int = 1000) -> None:
         self.file = file
         self.batch_size = batch_size
         self._pending_rows: list[tuple[Any, ...]] = []
-        self._uncommitted: list[Audit] = []
+        self._uncommitted: list[tuple[Any, ...]] = []
 
     def add(self, conn: Connection, record: Audit) -> None:
         """Queue one record in the store (flushed in batches on ``conn``)."""
-        self._pending_rows.append(record.to_row(conn.dialect))
+        row = record.to_row(conn.dialect)
+        self._pending_rows.append(row)
         if self.file is not None:
-            self._uncommitted.append(record)
+            self._uncommitted.append(row)
         if len(self._pending_rows) >= self.batch_size:
             self.flush_rows(conn)
+
+    def add_rows(self, conn: Connection, constants: dict[str, Any], columns: tuple[str, ...],
+                 rows: list[tuple[Any, ...]]) -> None:
+        """Insert records now, given as ``constants`` (the columns every record shares, with
+        driver-ready values) and ``rows`` of the other ``columns``: the sync apply's path
+        for a batch of changes of one kind."""
+        self.flush_rows(conn)  # records queued earlier come first
+        insert_rows(conn, _TABLE, columns, rows, constants)
+        if self.file is not None:
+            pick = [(True, constants[c]) if c in constants else (False, columns.index(c))
+                    for c in ROW_COLUMNS]
+            self._uncommitted.extend(
+                tuple(v if const else row[v] for const, v in pick) for row in rows)
 
     def add_all(self, conn: Connection, records: Iterable[Audit]) -> None:
         """Queue several records."""
@@ -109,13 +125,13 @@ class AuditWriter:
 
     def committed(self) -> None:
         """The transaction committed: append its records to the file."""
-        records, self._uncommitted = self._uncommitted, []
-        if self.file is None or not records:
+        rows, self._uncommitted = self._uncommitted, []
+        if self.file is None or not rows:
             return
         self.file.parent.mkdir(parents=True, exist_ok=True)
         with self.file.open("a", encoding="utf-8") as fh:
-            for record in records:
-                fh.write(json.dumps(record.to_json(), ensure_ascii=False, sort_keys=False))
+            for row in rows:
+                fh.write(file_line(row))
                 fh.write("\n")
                 fh.flush()
 
@@ -123,3 +139,22 @@ class AuditWriter:
         """The transaction rolled back: forget its records."""
         self._pending_rows = []
         self._uncommitted = []
+
+
+_KEYS = ("ts", "run_id", "actor", "op", "group", "user", "rule", "source")
+
+
+def file_line(row: tuple[Any, ...]) -> str:
+    """The JSON line of the audit file for a driver-ready row: ``Audit.to_json`` of the
+    same record, with ``before``, ``after`` and ``extra`` spliced in as the row holds them
+    (JSON text in the encoding ``json_value`` gives them)."""
+    stamp = row[0]
+    text = (stamp.replace(" ", "T") + "Z" if isinstance(stamp, str)
+            else _ts(stamp))  # SQLite keeps UTC text, PostgreSQL an aware datetime
+    parts = [f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}"
+             for k, v in zip(_KEYS, (text, *row[1:8]), strict=True)]
+    parts.append(f'"before": {row[8] or "null"}')
+    parts.append(f'"after": {row[9] or "null"}')
+    if row[10] is not None and row[10] != "{}":
+        parts.append(f'"extra": {row[10]}')
+    return "{" + ", ".join(parts) + "}"

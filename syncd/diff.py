@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from operator import countOf, itemgetter
 
 from syncd.config.rules import Rule
 from syncd.existing import (
-    M_ORIGIN,
+    M_OURS,
     M_ROLE,
-    M_SOURCE,
     M_STATUS,
     M_USER_ID,
     ExistingState,
@@ -40,6 +40,10 @@ from syncd.rules import DesiredGroup, MemberResolver, Warning, summarise_danglin
 # A membership status sync set itself, and sets back to accepted when the user is enabled
 # again; any other status (invited, pending, left, ...) belongs to the application.
 RESTORED = ("deactivated",)
+_ours = itemgetter(M_OURS)
+_status = itemgetter(M_STATUS)
+_uid_role = itemgetter(M_USER_ID, M_ROLE)
+_uid_status = itemgetter(M_USER_ID, M_STATUS)
 
 
 @dataclass
@@ -220,21 +224,37 @@ class Differ:
                    remove_disabled: bool) -> bool:
         """The common case, checked fast: every desired user is in the store, the rows are
         exactly ours with the desired roles, and no status is to change (deactivated for
-        a disabled user, anything but deactivated for the others)."""
-        uid_of = self._uid_of
-        kept = [(uid, role) for pos, role in want.items() if (uid := uid_of[pos]) != ""]
-        desired = dict(kept)
-        if len(desired) != len(kept) or len(existing) != len(desired) or None in desired:
+        a disabled user, anything but deactivated for the others).
+
+        Hot: it sees every membership of a re-run. Each step is one pass of C code over
+        the group (map, dict and set operations), not Python code per member.
+        """
+        uids = list(map(self._uid_of.__getitem__, want))
+        if None in uids:  # a user the store does not have yet
             return False
-        disabled = self._disabled_uids
-        if remove_disabled and disabled and not disabled.isdisjoint(desired):
+        desired = dict(zip(uids, want.values(), strict=True))
+        blank = 0
+        if "" in desired:  # disabled users the store does not have: never members
+            del desired[""]
+            blank = countOf(uids, "")
+        if len(desired) != len(uids) - blank:  # two source users, one store user
             return False
-        connector = self.connector
-        return all(m[M_ORIGIN] == "sync" and m[M_SOURCE] == connector
-                   and desired.get(m[M_USER_ID]) == m[M_ROLE]
-                   and ((m[M_STATUS] == "deactivated") if m[M_USER_ID] in disabled
-                        else (m[M_STATUS] not in RESTORED))
-                   for m in existing)
+        if len(existing) != len(desired) or not all(map(_ours, existing)) \
+                or dict(map(_uid_role, existing)) != desired:
+            return False
+        disabled = self._disabled_uids.intersection(desired)
+        if disabled and remove_disabled:
+            return False
+        # Disabled users' rows are deactivated, and no other row has a status that an
+        # enabled user is restored from: as RESTORED holds "deactivated", that is as many
+        # rows in RESTORED as there are disabled users, each of them deactivated.
+        statuses = list(map(_status, existing))
+        if sum(countOf(statuses, s) for s in RESTORED) != len(disabled):
+            return False
+        if not disabled:
+            return True
+        status_of = dict(map(_uid_status, existing))
+        return all(status_of[uid] == "deactivated" for uid in disabled)
 
     def _members(self, d: DesiredGroup, key: str, group_name: str,
                  existing: list[StoreMember]) -> None:
@@ -245,7 +265,6 @@ class Differ:
         if self._unchanged(want, existing, remove_disabled):
             return
         rname = rule.name
-        connector = self.connector
         users = self.index.users
         store_users = self.existing.users
         created = self._created
@@ -273,7 +292,7 @@ class Differ:
                     self._unknown.append(AddMember(group_name, name, role, "", rname, key))
                 continue
             kept.add(current[M_USER_ID])
-            if current[M_ORIGIN] != "sync" or current[M_SOURCE] != connector:
+            if not current[M_OURS]:
                 continue  # a manual or foreign membership: never ours to change
             if current[M_ROLE] != role:
                 changes.append(ChangeRole(group_name, name, current[M_ROLE], role, rname, key))
@@ -282,7 +301,7 @@ class Differ:
             if old != new:
                 changes.append(SetMemberStatus(group_name, name, old, new, rname, key))
         for m in existing:
-            if m[M_USER_ID] not in kept and m[M_ORIGIN] == "sync" and m[M_SOURCE] == connector:
+            if m[M_USER_ID] not in kept and m[M_OURS]:
                 changes.append(RemoveMember(group_name, self.existing.user_names[m[M_USER_ID]],
                                             rname, key))
 
@@ -315,8 +334,7 @@ class Differ:
         adopt = frozenset(key for key in by_key
                           if not key.startswith("new:") and not self.existing.groups[key].managed)
         for group_id, members in self.existing.memberships(adopt):
-            ours = sum(1 for m in members
-                       if m[M_ORIGIN] == "sync" and m[M_SOURCE] == self.connector)
+            ours = sum(1 for m in members if m[M_OURS])
             managed_members += ours
             g = self.existing.groups[group_id]
             if g.managed and g.source == self.connector:

@@ -36,6 +36,7 @@ from syncd.rules import (
     needed_attributes,
     rules_for,
 )
+from syncd.store.bulk import foreign_keys_unchecked
 from syncd.store.schema import tables, utcnow
 
 log = structlog.get_logger("syncd.engine")
@@ -244,22 +245,23 @@ class SyncEngine:
                 conn.rollback()
                 self._record_outcome(run_id, cp, started_at, "run_blocked")
                 return
-            try:
-                opts.progress and opts.progress(name, "applying", 0, len(cp.changes))
-                Applier(conn, name, run_id, self.audit, existing,
-                        progress=_counting(opts.progress, name, len(cp.changes))
-                        ).apply(cp.changes)
-                if pulled.from_source:
-                    mirror.store_snapshot(conn, name, pulled.index,
-                                          connector.needed_attributes, pulled.touched)
-                    self._save_cursor(conn, name, pulled.cursor)
-                self._insert_run(conn, run_id, cp, started_at,
-                                 "applied" if cp.changes else "no_changes")
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                self.audit.rolled_back()
-                raise
+            with foreign_keys_unchecked(conn):
+                try:
+                    opts.progress and opts.progress(name, "applying", 0, len(cp.changes))
+                    Applier(conn, name, run_id, self.audit, existing,
+                            progress=_counting(opts.progress, name, len(cp.changes))
+                            ).apply(cp.changes)
+                    if pulled.from_source:
+                        mirror.store_snapshot(conn, name, pulled.index,
+                                              connector.needed_attributes, pulled.touched)
+                        self._save_cursor(conn, name, pulled.cursor)
+                    self._insert_run(conn, run_id, cp, started_at,
+                                     "applied" if cp.changes else "no_changes")
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    self.audit.rolled_back()
+                    raise
         self.audit.committed()
         result.applied.add(name)
 

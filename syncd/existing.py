@@ -51,21 +51,23 @@ class StoreGroup:
 M_USER_ID: Final = 1
 M_ROLE: Final = 2
 M_STATUS: Final = 3
-M_ORIGIN: Final = 4
-M_SOURCE: Final = 5
+M_OURS: Final = 4
 
 
 class StoreMember(NamedTuple):
     """A membership row as ``ExistingState.memberships`` yields it: a plain tuple in this
-    field order (the names document it; rows are not converted, use the M_* positions)."""
+    field order (the names document it; rows are not converted, use the M_* positions).
+
+    ``ours`` is true for a membership this connector made (origin ``sync``, its source):
+    the database compares, so that a row is five values rather than seven strings. A state
+    loaded with a digest reads ``origin``, ``source`` and ``rule`` too, after these five.
+    """
 
     group_id: str
     user_id: str
     role: str
     status: str
-    origin: str
-    source: str | None
-    rule: str | None
+    ours: bool
 
 
 @dataclass(slots=True)
@@ -110,7 +112,9 @@ class ExistingState:
 
     def _load_users(self) -> None:
         u = USERS.c
-        for row in self.conn.execute(select(u.user_name, u.id, u.status).order_by(u.id)):
+        # Plain driver tuples (strings only): a store may hold hundreds of thousands.
+        for row in stream_tuples(self.conn, select(u.user_name, u.id, u.status)
+                                 .order_by(u.id)):
             self._fold(*row)
             self.users[row[0]] = StoreUser(row[1], row[2])
             self.user_names[row[1]] = row[0]
@@ -123,17 +127,19 @@ class ExistingState:
         scope: ColumnElement[bool] = (GROUPS.c.source == self.connector) & GROUPS.c.managed
         if adopt:
             scope = or_(scope, GROUPS.c.id.in_(sorted(adopt)))
-        query = (select(m.group_id, m.user_id, m.role, m.status, m.origin, m.source, m.rule)
+        fold = self._hash is not None
+        ours = ((m.origin == "sync") & (m.source == self.connector)).label("ours")
+        query = (select(m.group_id, m.user_id, m.role, m.status, ours,
+                        *((m.origin, m.source, m.rule) if fold else ()))
                  .where(m.group_id.in_(select(GROUPS.c.id).where(scope)))
                  .order_by(m.group_id, m.user_id))
-        fold = self._hash is not None
         for group_id, items in groupby(stream_tuples(self.conn, query), key=itemgetter(0)):
             members: list[Any] = list(items)
             # The digest covers the connector's own groups, not those a rule may adopt, so
             # that `syncd apply` (which adopts nothing new) computes the same one.
             if fold and group_id not in adopt:
                 for row in members:
-                    self._fold(*row)
+                    self._fold(*row[:4], *row[5:])
             yield group_id, members
 
     def digest(self) -> str:

@@ -12,6 +12,7 @@ from syncd.engine import RunResult
 from syncd.existing import ExistingState, state_digest
 from syncd.plan import Blocked
 from syncd.render import read_plan_file
+from syncd.store.bulk import foreign_keys_unchecked
 from syncd.store.schema import tables, utcnow
 
 RUNS = tables["runs"]
@@ -57,18 +58,19 @@ def apply_plan(path: Path, engine: Engine, audit: AuditWriter, force: bool) -> R
                 cp.blocked_by = [Blocked("stale_plan", detail="the store changed while "
                                          "applying")]
                 continue
-            try:
-                Applier(conn, name, plan.run_id, audit, existing).apply(cp.changes)
-                conn.execute(RUNS.insert().values(
-                    id=plan.run_id, connector=name, mode="apply", dry_run=False,
-                    started=started, finished=utcnow(),
-                    status="applied" if cp.changes else "no_changes",
-                    counts={"changes": len(cp.changes), **cp.counts()}))
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                audit.rolled_back()
-                raise
+            with foreign_keys_unchecked(conn):
+                try:
+                    Applier(conn, name, plan.run_id, audit, existing).apply(cp.changes)
+                    conn.execute(RUNS.insert().values(
+                        id=plan.run_id, connector=name, mode="apply", dry_run=False,
+                        started=started, finished=utcnow(),
+                        status="applied" if cp.changes else "no_changes",
+                        counts={"changes": len(cp.changes), **cp.counts()}))
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    audit.rolled_back()
+                    raise
         audit.committed()
         result.applied.add(name)
     return result

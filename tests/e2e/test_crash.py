@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 from conftest import run_syncd_command, syncd_command
+from sqlalchemy import inspect
+
+from syncd.store.db import open_engine
+from syncd.store.schema import tables
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,9 +54,21 @@ def _counts(config: Path) -> tuple[int, int]:
     return len(groups), len(audit.splitlines())
 
 
-@pytest.mark.parametrize("delay", [0.8, 1.6, 2.4])
+def _wait_for_wal(wal: Path, size: int, proc: subprocess.Popen[bytes]) -> None:
+    """Until the apply has written ``size`` bytes to the store's write-ahead log."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if wal.exists() and wal.stat().st_size >= size:
+            return
+        time.sleep(0.005)
+    pytest.fail(f"the sync ended or stalled before writing {size} bytes to {wal.name}")
+
+
+# Killed after a time (anywhere: reading, planning, applying, committing), or once the
+# apply has written so much, which is always inside its transaction.
+@pytest.mark.parametrize("when", ["0.8s", "1.6s", "2.4s", "1MB", "6MB"])
 def test_a_sync_killed_mid_run_leaves_nothing_half_done(tmp_path: Path, directory: Path,
-                                                        delay: float) -> None:
+                                                        when: str) -> None:
     config = _config(tmp_path, directory)
     plan = run_syncd_command("sync", "--dry-run", "--format", "json", config=config)
     assert plan.code == 0, plan.stderr
@@ -64,13 +80,26 @@ def test_a_sync_killed_mid_run_leaves_nothing_half_done(tmp_path: Path, director
     env = {k: v for k, v in os.environ.items() if k != "SYNCD_CONFIG"}
     proc = subprocess.Popen([*syncd_command(), "-q", "-c", str(config), "sync"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(delay)
+    if when.endswith("MB"):
+        _wait_for_wal(tmp_path / "state" / "syncd.db-wal", int(when[:-2]) * 2**20, proc)
+    else:
+        time.sleep(float(when[:-1]))
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
 
     groups, records = _counts(config)
     # Either nothing of the run is there, or all of it: never a part.
     assert (groups, records) in ((0, 0), (total_groups, total_changes))
+    # The apply builds these tables' indexes afresh (a load that doubles them): whatever
+    # the moment of the kill, they are all there.
+    engine = open_engine(f"sqlite:///{tmp_path / 'state' / 'syncd.db'}")
+    try:
+        present = inspect(engine)
+        for table in ("memberships", "audit"):
+            assert {i["name"] for i in present.get_indexes(table)} == {
+                i.name for i in tables[table].indexes}
+    finally:
+        engine.dispose()
     # The next run finishes the job, and the one after has nothing to do.
     again = run_syncd_command("sync", "--format", "json", config=config)
     assert again.code == 0, again.stderr

@@ -10,13 +10,14 @@ import shutil
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from conftest import Result, write_config_file
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from syncd.store.db import open_engine
 from syncd.store.schema import tables
@@ -399,6 +400,14 @@ def test_every_change_type(ws: Workspace) -> None:
     del d.groups["support"]                               # delete_group (company)
     del d.groups["frontend"]                              # archive_group (engineering)
     ws.write()
+    # A space whose audience is two groups, one of which the run deletes.
+    audience = {"support": ws.group("support")["id"], "sales": ws.group("sales")["id"]}
+    engine = open_engine(ws.store_url)
+    with engine.begin() as conn:
+        conn.execute(insert(tables["resources"]).values(
+            id="r1", type="space", name="Customers", created_at=datetime.now(UTC)))
+        conn.execute(insert(tables["resource_audiences"]),
+                     [{"resource_id": "r1", "group_id": gid} for gid in audience.values()])
 
     before = ws.tables()
     pending = ws.sync("--check", code=4)
@@ -434,6 +443,14 @@ def test_every_change_type(ws: Workspace) -> None:
 
     groups = ws.groups()
     assert "support" not in groups
+    # Its memberships and audience link went with it; nothing points at a missing row.
+    with engine.connect() as conn:
+        assert conn.execute(select(tables["resource_audiences"].c.group_id)).scalars().all(
+            ) == [audience["sales"]]
+        assert not conn.execute(select(tables["memberships"]).where(
+            tables["memberships"].c.group_id == audience["support"])).all()
+        assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+    engine.dispose()
     assert groups["eng-frontend"] == AFTER_FIRST_SYNC["eng-frontend"]  # archived, kept
     assert groups["sales"] == {"dave": ("owner", "deactivated", "sync"),
                                "bob": ("owner", "accepted", "sync"),

@@ -19,10 +19,11 @@ from sqlalchemy import Engine, delete, func, insert, inspect, select, text, upda
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from syncd.audit import Audit, AuditWriter
+from syncd.audit import ROW_COLUMNS, Audit, AuditWriter
 from syncd.errors import StoreError, UsageError
-from syncd.store import db
+from syncd.store import bulk, db
 from syncd.store.admin import Admin
+from syncd.store.bulk import insert_rows
 from syncd.store.db import current_revision, ensure_schema, head_revision, open_engine, upgrade
 from syncd.store.schema import (
     AuditRecord,
@@ -562,3 +563,99 @@ def test_missing_postgresql_fails_in_ci_and_skips_elsewhere(ci: str, exit_code: 
     assert result.returncode == exit_code, result.stdout + result.stderr
     assert outcome in result.stdout
     assert "PostgreSQL is not available" in result.stdout
+
+
+# -- bulk loads -----------------------------------------------------------------------------
+
+
+def index_names(engine: Engine, table: str) -> set[str]:
+    return {i["name"] for i in inspect(engine).get_indexes(table) if i["name"]}
+
+
+def test_a_bulk_load_builds_the_indexes_afresh_on_sqlite_only(
+        store_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bulk, "REBUILD_MIN_ROWS", 10)
+    audit = tables["audit"]
+    names = {i.name for i in audit.indexes}
+    assert index_names(store_engine, "audit") == names
+    sqlite = store_engine.dialect.name == "sqlite"
+    rows = [record("add_member", user=f"u{i}").to_row(store_engine.dialect) for i in range(30)]
+
+    # A load that fails is rolled back, and the indexes are as they were.
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), store_engine.begin() as conn, \
+            bulk.indexes_rebuilt(conn, audit, len(rows)) as dropped:
+        assert dropped is sqlite
+        insert_rows(conn, audit, ROW_COLUMNS, rows)
+        raise Boom
+    assert index_names(store_engine, "audit") == names
+
+    # Committed: the rows are there, the indexes built again and in use.
+    with store_engine.begin() as conn, bulk.indexes_rebuilt(conn, audit, len(rows)) as dropped:
+        assert dropped is sqlite
+        insert_rows(conn, audit, ROW_COLUMNS, rows)
+    assert index_names(store_engine, "audit") == names
+    with store_engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(audit)
+                           .where(audit.c.user_name == "u7")) == 1
+        if sqlite:
+            plan = " ".join(r[-1] for r in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT id FROM audit WHERE user_name = 'u7'"))
+            assert "ix_audit_user" in plan
+
+    # A table that already holds as many rows as the load adds keeps its indexes.
+    with store_engine.begin() as conn, bulk.indexes_rebuilt(conn, audit, 30) as dropped:
+        assert dropped is False
+        assert index_names(store_engine, "audit") == names
+    # So does a small load, whatever the table holds.
+    monkeypatch.setattr(bulk, "REBUILD_MIN_ROWS", 1000)
+    with store_engine.begin() as conn, bulk.indexes_rebuilt(conn, audit, 999) as dropped:
+        assert dropped is False
+
+
+def test_foreign_keys_unchecked_for_one_transaction_on_sqlite_only(
+        store_engine: Engine) -> None:
+    sqlite = store_engine.dialect.name == "sqlite"
+    with store_engine.connect() as conn:
+        with bulk.foreign_keys_unchecked(conn):
+            if sqlite:
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 0
+                add_membership(conn, "no-such-group", "no-such-user")  # not checked
+                conn.rollback()
+            else:
+                with pytest.raises(IntegrityError):
+                    add_membership(conn, "no-such-group", "no-such-user")
+                conn.rollback()
+        if sqlite:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            # Inside a transaction the setting cannot change: checks stay on.
+            add_group(conn, "eng")
+            with bulk.foreign_keys_unchecked(conn):
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+                with pytest.raises(IntegrityError):
+                    add_membership(conn, "no-such-group", "no-such-user")
+            conn.rollback()
+    with pytest.raises(IntegrityError), store_engine.begin() as conn:
+        add_membership(conn, "no-such-group", "no-such-user")
+
+
+def test_audit_file_lines_are_the_store_records(store_engine: Engine, audit_file: Path) -> None:
+    writer = AuditWriter(audit_file)
+    records = [
+        Audit(actor="sync:corp", op="change_role", run_id="r", group="g", user="ü",
+              rule="x", source="corp", before={"role": "member"},
+              after={"role": "owner", "nested": {"a": [1, "ü"]}}, extra={"why": "test"}),
+        Audit(actor="sync:corp", op="run_failed", run_id="r", source="corp", extra={}),
+        record("add_member", user="alice", after={"role": "member", "status": "accepted"}),
+    ]
+    with store_engine.connect() as conn:
+        with conn.begin():
+            writer.add_all(conn, records)
+            writer.flush_rows(conn)
+        writer.committed()
+    lines = audit_file_lines(audit_file)
+    assert lines == [r.to_json() for r in audit_rows(store_engine)]
+    assert lines == [r.to_json() for r in records]
+    assert "extra" not in lines[1]
