@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from syncd.plan import (
     UpdateGroup,
 )
 from syncd.store.bulk import indexes_rebuilt, insert_rows, json_value, timestamp
-from syncd.store.schema import new_id, tables, utcnow
+from syncd.store.schema import new_id, new_ids, tables, utcnow
 
 BATCH = 5000
 
@@ -44,6 +45,7 @@ GROUP_COLUMNS = ("id", "name", "description", "icon", "kind", "organisation", "m
 MEMBER_COLUMNS = ("group_id", "user_id", "role", "status", "rule")
 # An audit record's own columns; the others are the same for a batch's records.
 AUDIT_COLUMNS = ("group_name", "user_name", "rule", "before", "after")
+_USER_AFTER = '{"email": %s, "external": %s}'  # a create_user record's "after", as JSON
 
 
 def _batches(items: list[Any]) -> Iterator[list[Any]]:
@@ -119,14 +121,16 @@ class Applier:
 
     def _create_users(self, batch: list[CreateUser]) -> None:
         now = self._now()
-        rows, ext = [], []
-        for c in batch:
-            uid = new_id()
+        rows, ext, records = [], [], self._records
+        for c, uid in zip(batch, new_ids(len(batch)), strict=True):
             self.user_ids[c.user] = uid
             rows.append((uid, c.user, c.email, c.display_name, c.external))
             if c.external_id:
-                ext.append((uid, self.connector, c.external_id))
-            self._record(c, user=c.user, after={"email": c.email, "external": c.external})
+                ext.append((uid, c.external_id))
+            # the record's "after" ({"email": ..., "external": ...}), encoded directly:
+            # it is different for every user, so json_value's cache would only churn
+            records.append((None, c.user, None, None, _USER_AFTER % (
+                json.dumps(c.email, ensure_ascii=False), "true" if c.external else "false")))
         insert_rows(self.conn, USERS, USER_COLUMNS, rows, {
             "status": "active", "source": self.connector, "created_at": now,
             "updated_at": now})
@@ -135,10 +139,10 @@ class Applier:
             # here: user names are what the application knows people by. The source's id
             # moves to the new user; the old one keeps its manual memberships.
             x = USER_IDS.c
-            self.conn.execute(delete(USER_IDS).where(x.source == bindparam("s"),
-                                                     x.external_id == bindparam("e")),
-                              [{"s": self.connector, "e": e[2]} for e in ext])
-        insert_rows(self.conn, USER_IDS, ("user_id", "source", "external_id"), ext)
+            self.conn.execute(delete(USER_IDS).where(
+                x.source == self.connector, x.external_id.in_([e for _, e in ext])))
+        insert_rows(self.conn, USER_IDS, ("user_id", "external_id"), ext,
+                    {"source": self.connector})
 
     def _create_groups(self, batch: list[CreateGroup]) -> None:
         now = self._now()

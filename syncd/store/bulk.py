@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
+from operator import countOf, itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -96,6 +97,8 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str],
         return
     constants = constants or {}
     mark = _MARKS.get(conn.dialect.paramstyle)
+    if mark == "?" and len(rows) > 1:
+        columns, rows, constants = _hoist(columns, rows, constants)
     literals = _literals(conn.dialect, constants) if mark == "?" else None
     if literals is None and constants:  # bound in every row
         columns = (*columns, *constants)
@@ -114,6 +117,37 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str],
     sql = (f"INSERT INTO {q.format_table(table)} ({', '.join(q.quote(c) for c in names)}) "  # noqa: S608
            f"VALUES ({', '.join(values)})")
     conn.exec_driver_sql(sql, rows)
+
+
+def _hoist(columns: Sequence[str], rows: list[tuple[Any, ...]],
+           constants: Mapping[str, str | None],
+           ) -> tuple[Sequence[str], list[tuple[Any, ...]], Mapping[str, str | None]]:
+    """Move the columns that hold one text (or NULL) in every row to the constants.
+
+    A sync's batch mostly shares its rule, role and status: each column hoisted is one bound
+    parameter fewer per row. Columns whose first, middle and last values differ are passed
+    over at once; the others take one count in C.
+    """
+    keep: list[int] = []
+    hoisted = dict(constants)
+    first, middle, last = rows[0], rows[len(rows) // 2], rows[-1]
+    for i, name in enumerate(columns):
+        value = first[i]
+        if ((value is None or isinstance(value, str)) and middle[i] == value
+                and last[i] == value and countOf(map(itemgetter(i), rows), value) == len(rows)):
+            hoisted[name] = value
+            continue
+        keep.append(i)
+    if len(keep) == len(columns):
+        return columns, rows, constants
+    if not keep:
+        rows = [()] * len(rows)
+    elif len(keep) == 1:
+        only = keep[0]
+        rows = [(r[only],) for r in rows]
+    else:
+        rows = list(map(itemgetter(*keep), rows))
+    return [columns[i] for i in keep], rows, hoisted
 
 
 _QUOTE = String()

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from syncd.store.schema import (
     ResourceAudience,
     User,
     UserExternalId,
+    new_ids,
     tables,
 )
 
@@ -659,3 +661,38 @@ def test_audit_file_lines_are_the_store_records(store_engine: Engine, audit_file
     assert lines == [r.to_json() for r in audit_rows(store_engine)]
     assert lines == [r.to_json() for r in records]
     assert "extra" not in lines[1]
+
+
+def test_insert_rows_with_shared_values(store_engine: Engine) -> None:
+    """Values the rows share (given as constants, or found in every row) are stored as
+    given; SQLite writes them as literals, quotes and all."""
+    audit = tables["audit"]
+    stamp = bulk.timestamp(store_engine.dialect, datetime(2026, 11, 22, 13, 0, tzinfo=UTC))
+    shared = {"ts": stamp, "run_id": "r'1", "actor": "sync:x", "op": "add_member",
+              "source": None, "extra": None}
+    columns = ("group_name", "user_name", "rule", "before", "after")
+    batches = [
+        [("g", "u", "rule 'a'", None, '{"x": 1}')] * 3,             # every column the same
+        [("g", f"u{i}", "r", None, None) for i in range(3)],        # one column varies
+        [(f"g{i}", f"u{i}", "r", None, f'{{"n": {i}}}') for i in range(3)],
+        [("g", "solo", None, None, None)],                           # a single row
+    ]
+    with store_engine.begin() as conn:
+        for rows in batches:
+            insert_rows(conn, audit, columns, rows, shared)
+    a = audit.c
+    with store_engine.connect() as conn:
+        back = conn.execute(select(a.run_id, a.actor, a.source, a.extra, a.group_name,
+                                   a.user_name, a.rule, a.before, a.after).order_by(a.id)).all()
+    expected = [("r'1", "sync:x", None, None, g, u, r, b, json.loads(af) if af else None)
+                for rows in batches for g, u, r, b, af in rows]
+    assert [tuple(r) for r in back] == expected
+
+
+def test_new_ids_are_random_version_4_uuids() -> None:
+    ids = new_ids(2000)
+    assert len(set(ids)) == 2000
+    for value in ids[:50]:
+        parsed = uuid.UUID(value)
+        assert (str(parsed), parsed.version, parsed.variant) == (value, 4, uuid.RFC_4122)
+    assert new_ids(0) == []
