@@ -90,8 +90,10 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str],
 
     ``constants`` are columns with one value for every row, given once. SQLite gets them as
     literals in the statement, quoted by the dialect: there a bound parameter costs more
-    than storing its value, and a million audit rows with five fewer parameters each are
-    written in well under half the time. Other drivers get them as parameters of each row.
+    than storing its value (a million audit rows took 8.0 s with eleven parameters each,
+    3.0 s with four and the rest as literals; docs/performance.md). Columns that hold one
+    text in every row of the batch are treated the same way (``_hoist``). Other drivers get
+    the constants as parameters of each row.
     """
     if not rows:
         return
@@ -207,8 +209,9 @@ def indexes_rebuilt(conn: Connection, table: Table, inserts: int) -> Iterator[bo
     Each of a million rows inserted lands at a random place in an index keyed by a user id
     or a name, and once the index outgrows the page cache that is a page read and write for
     most rows; an index built from scratch sorts its entries once and writes its pages in
-    order. Between 2 and 7 times faster on the first sync of a large directory (see
-    docs/performance.md). The DDL is part of the transaction: a rollback or a crash leaves
+    order. On the large benchmark set's first sync it took a third off SQLite's time for
+    the memberships and audit tables (docs/performance.md). The DDL is part of the
+    transaction (BEGIN is issued first where none is open): a rollback or a crash leaves
     the indexes as they were, and readers of the WAL keep seeing them until the commit.
     PostgreSQL is left alone: DROP INDEX holds an exclusive lock on the table until the
     commit, which would block the application's readers for the whole apply.
