@@ -7,7 +7,6 @@ store as a previous sync left it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -39,8 +38,9 @@ MEMBERSHIPS = tables["memberships"]
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = open_engine(f"sqlite:///{tmp_path / 'syncd.db'}")
+def engine(store_url: str) -> Iterator[Engine]:
+    """A store at head, once on SQLite and once on PostgreSQL."""
+    engine = open_engine(store_url)
     upgrade(engine)
     try:
         yield engine
