@@ -19,6 +19,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import machine  # bench/machine.py, beside this script
+
 HERE = Path(__file__).resolve().parent
 TARGETS = {  # issue targets on the large set (2M memberships)
     "plan": ("rules and diff", 5.0),
@@ -139,7 +141,8 @@ def main() -> None:
         config.write_text(CONFIG.format(store=url, ldif=ldif), encoding="utf-8")
         r = run_child(config, dry)
         rows.append((key, label, r))
-    print(f"\nsyncd engine benchmark: {args.size} set ({base.name}), store {args.store}\n")
+    print(f"\nsyncd engine benchmark: {args.size} set ({base.name}), store {args.store}")
+    print(machine.describe() + "\n")
     head = (f"{'scenario':<40} {'changes':>9} {'read':>7} {'plan':>7} {'(cpu)':>7} "
             f"{'apply':>7} {'(cpu)':>7} {'peak':>8}")
     print(head)

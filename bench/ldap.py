@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import machine  # bench/machine.py, beside this script
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 
@@ -232,6 +234,7 @@ def main() -> None:
         server.stop()
 
     print(f"\nldap connector benchmark: {args.size} set ({base.name}), slapd mdb, SQLite store")
+    print(machine.describe())
     print(f"slapadd load: {load_s:.1f} s; changes applied over LDAP: {counts}\n")
     head = (f"{'run':<34} {'mode':>6} {'groups':>7} {'users':>7} {'changes':>8} "
             f"{'read':>7} {'total':>7} {'x pull':>7} {'peak':>9}")
