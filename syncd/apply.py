@@ -104,7 +104,7 @@ class Applier:
             items = list(run)
             handler = handlers.get(cls) or handlers[cls.__mro__[1]]  # InviteUser is a CreateUser
             for batch in _batches(items):
-                # one timestamp for a batch's records
+                # one timestamp for a batch: its rows' created_at and its records' ts
                 self._stamp = timestamp(self.conn.dialect, datetime.now(UTC))
                 self._records = []
                 handler(batch)
@@ -116,11 +116,8 @@ class Applier:
                     self.progress(len(batch))
         self.audit.flush_rows(self.conn)
 
-    def _now(self) -> Any:
-        return timestamp(self.conn.dialect, utcnow())
-
     def _create_users(self, batch: list[CreateUser]) -> None:
-        now = self._now()
+        now = self._stamp  # the batch's time, as its audit records have it
         rows, ext, records = [], [], self._records
         for c, uid in zip(batch, new_ids(len(batch)), strict=True):
             self.user_ids[c.user] = uid
@@ -145,7 +142,7 @@ class Applier:
                     {"source": self.connector})
 
     def _create_groups(self, batch: list[CreateGroup]) -> None:
-        now = self._now()
+        now = self._stamp  # the batch's time, as its audit records have it
         rows = []
         for c in batch:
             gid = new_id()
@@ -175,7 +172,7 @@ class Applier:
     def _add_members(self, batch: list[AddMember]) -> None:
         # The hot path of a first sync (a row and a record per membership): the record is
         # made here without _record, its "after" encoded once per (role, status).
-        now = self._now()
+        now = self._stamp  # the batch's time, as its audit records have it
         rows, records = [], self._records
         gid, user_ids = self._gid, self.user_ids
         afters: dict[tuple[str, str], str | None] = {}

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+import jsonschema
 import pytest
 
 from syncd.audit import AuditWriter
@@ -444,7 +445,6 @@ def test_config_schema(run_syncd: RunSyncd) -> None:
 
 
 def test_config_schema_is_valid_json_schema(run_syncd: RunSyncd) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     schema = json_doc(run_syncd("config", "schema"))
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
