@@ -22,6 +22,7 @@ from syncd.existing import (
     StoreMember,
 )
 from syncd.index import SourceIndex
+from syncd.mirror import Touched
 from syncd.plan import (
     AddMember,
     ArchiveGroup,
@@ -40,6 +41,8 @@ from syncd.rules import DesiredGroup, MemberResolver, Warning, summarise_danglin
 # A membership status sync set itself, and sets back to accepted when the user is enabled
 # again; any other status (invited, pending, left, ...) belongs to the application.
 RESTORED = ("deactivated",)
+# A delta run that reaches more groups than this compares them all (one read of the table).
+MAX_COMPARED = 5000
 _ours = itemgetter(M_OURS)
 _status = itemgetter(M_STATUS)
 _uid_role = itemgetter(M_USER_ID, M_ROLE)
@@ -305,10 +308,67 @@ class Differ:
                 changes.append(RemoveMember(group_name, self.existing.user_names[m[M_USER_ID]],
                                             rname, key))
 
+    # -- a delta's reach --------------------------------------------------------------------
+
+    def _affected(self, desired: list[DesiredGroup], touched: Touched) -> set[int] | None:
+        """Source positions of the groups whose desired members a delta may have changed, or
+        None when that cannot be told from the snapshot (compare every group).
+
+        A group is affected when the delta changed it, when one of its members or owners
+        (direct, or a DN in a role attribute) is a user the delta changed, when a reference
+        of it resolves to nothing (a user or group the delta removed is such a reference
+        now), and when it contains, nests or takes a role from an affected group. Roles
+        taken from one named group (``roles: {x: {group: ...}}``) reach every group of
+        their rule, so such rules compare everything.
+        """
+        if any(src.group for r in self.rules.values() for src in r.roles.values()):
+            return None
+        index = self.index
+        users = {pos for pos, u in enumerate(index.users) if u.external_id in touched.users}
+        seeds: set[int] = set()
+        for ext in touched.groups:
+            pos = index.group_by_external_id(ext)
+            if pos is not None:
+                seeds.add(pos)
+        parents: dict[int, list[int]] = defaultdict(list)
+        for pos, (m, o) in enumerate(zip(index.members, index.owners, strict=True)):
+            if m.dangling or o.dangling or (users and not (
+                    users.isdisjoint(m.users) and users.isdisjoint(o.users))):
+                seeds.add(pos)
+            for child in (*m.groups, *o.groups):
+                parents[child].append(pos)
+        normalise = self.resolver.normalise
+        for d in desired:
+            attributes = index.groups[d.pos].attributes
+            for source in d.rule.roles.values():
+                for value in attributes.get((source.attribute or "").lower(), []):
+                    try:
+                        kind, hit = index.lookup(normalise(value))
+                    except ValueError:
+                        kind, hit = None, -1
+                    if kind is None or (kind == "user" and hit in users):
+                        seeds.add(d.pos)
+                    elif kind == "group":
+                        parents[hit].append(d.pos)
+        affected = set(seeds)
+        stack = list(seeds)
+        while stack:
+            for parent in parents.get(stack.pop(), ()):
+                if parent not in affected:
+                    affected.add(parent)
+                    stack.append(parent)
+        return affected
+
     # -- the whole diff ---------------------------------------------------------------------
 
-    def run(self, desired: list[DesiredGroup]) -> DiffResult:
-        """Compute every change; reads the existing memberships stream to its end."""
+    def run(self, desired: list[DesiredGroup], touched: Touched | None = None) -> DiffResult:
+        """Compute every change; reads the existing memberships stream to its end.
+
+        With ``touched`` (a delta run whose mirror the same rules made), only the members
+        of the groups the delta can have moved are compared (``_affected``), and of new and
+        adopted groups; the others are as the last sync left them. Changes made in the
+        store since then by hand are put right by the next full run.
+        """
         store_users = self.existing.users
         # Each source user's store id (None where unknown to the store), and the store ids
         # of users the source has disabled: what the fast check of unchanged groups needs.
@@ -333,19 +393,27 @@ class Differ:
         managed_members = 0
         adopt = frozenset(key for key in by_key
                           if not key.startswith("new:") and not self.existing.groups[key].managed)
-        for group_id, members in self.existing.memberships(adopt):
-            ours = sum(1 for m in members if m[M_OURS])
-            managed_members += ours
+        compare = self._compared(by_key, desired, touched)
+        if compare is not None:  # the connector's memberships counted by the database
+            for rule_name, count in self.existing.member_counts().items():
+                self._by_rule_members[rule_name] += count
+                managed_members += count
+        for group_id, members in self.existing.memberships(adopt, compare):
             g = self.existing.groups[group_id]
-            if g.managed and g.source == self.connector:
-                self._by_rule_members[g.rule or ""] += ours
+            mine = g.managed and g.source == self.connector
+            if compare is None or not mine:
+                ours = sum(1 for m in members if m[M_OURS])
+                managed_members += ours
+                if mine:
+                    self._by_rule_members[g.rule or ""] += ours
             wanted = by_key.get(group_id)
             if wanted is None:
                 continue
             visited.add(group_id)
             self._members(wanted, group_id, self._group_name(group_id, wanted), members)
         for key, d in by_key.items():
-            if key not in visited:
+            if key not in visited and (compare is None or key in compare or key in adopt
+                                       or key.startswith("new:")):
                 self._members(d, key, self._group_name(key, d), [])
         self.result.changes.extend(self._new_users.values())
         for add in self._unknown:  # whether a user is created does not hang on group order
@@ -368,6 +436,19 @@ class Differ:
             r: (self._by_rule_groups.get(r, 0), self._by_rule_members.get(r, 0))
             for r in set(self._by_rule_groups) | set(self._by_rule_members)}
         return self.result
+
+    def _compared(self, by_key: dict[str, DesiredGroup], desired: list[DesiredGroup],
+                  touched: Touched | None) -> frozenset[str] | None:
+        """The store groups (ids) whose members a delta run compares, or None for all."""
+        if touched is None:
+            return None
+        affected = self._affected(desired, touched)
+        if affected is None:
+            return None
+        compare = frozenset(key for key, d in by_key.items()
+                            if d.pos in affected and not key.startswith("new:"))
+        # a long list of ids is better read as the whole table
+        return compare if len(compare) <= MAX_COMPARED else None
 
     def _group_name(self, key: str, d: DesiredGroup) -> str:
         """The name member changes carry: the group's name before this plan's rename."""

@@ -33,6 +33,7 @@ from syncd.rules import (
     MemberResolver,
     Warning,
     desired_groups,
+    fingerprint,
     needed_attributes,
     rules_for,
 )
@@ -218,14 +219,22 @@ class SyncEngine:
                         result: RunResult, started_at: Any) -> None:
         name = connector.config.name
         with self.engine.connect() as conn:
-            last_groups = mirror.group_count(conn, name)
+            mirrored = mirror.info(conn, name)
+            last_groups = mirrored.groups if mirrored is not None else None
             existing = ExistingState(conn, name, digest=opts.state_digest)
             evaluator = Evaluator(pulled.index, connector.normalise_ref)
             applicable = rules_for(rules, name)
+            rules_digest = fingerprint(applicable)
             warnings: list[Warning] = []
             desired = list(desired_groups(applicable, name, evaluator, warnings))
             resolver = MemberResolver(pulled.index, connector.normalise_ref, warnings)
-            diff = Differ(name, pulled.index, applicable, resolver, existing).run(desired)
+            # A delta run compares the members of the groups its delta can have moved, when
+            # the mirror's last sync applied these same rules; a saved plan's state digest
+            # needs every membership read, so --plan-out compares them all.
+            touched = (pulled.touched if mirrored is not None and mirrored.rules == rules_digest
+                       and not opts.state_digest else None)
+            diff = Differ(name, pulled.index, applicable, resolver, existing).run(
+                desired, touched)
             cp.changes, cp.warnings = diff.changes, diff.warnings
             cp.managed_groups, cp.managed_members = diff.managed_groups, diff.managed_members
             cp.managed_by_rule = diff.managed_by_rule
@@ -253,7 +262,8 @@ class SyncEngine:
                             ).apply(cp.changes)
                     if pulled.from_source:
                         mirror.store_snapshot(conn, name, pulled.index,
-                                              connector.needed_attributes, pulled.touched)
+                                              connector.needed_attributes, pulled.touched,
+                                              rules=rules_digest)
                         self._save_cursor(conn, name, pulled.cursor)
                     self._insert_run(conn, run_id, cp, started_at,
                                      "applied" if cp.changes else "no_changes")

@@ -14,7 +14,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, or_, select
+from sqlalchemy import ColumnElement, Connection, func, or_, select
 
 from syncd.store.bulk import stream_tuples
 from syncd.store.schema import tables
@@ -120,13 +120,19 @@ class ExistingState:
             self.user_names[row[1]] = row[0]
 
     def memberships(self, adopt: frozenset[str] = frozenset(),
+                    only: frozenset[str] | None = None,
                     ) -> Iterator[tuple[str, list[StoreMember]]]:
         """(group id, member rows) for every group this connector manages and the local
-        groups in ``adopt``, in group id order. Groups with no members are not listed."""
+        groups in ``adopt``, in group id order; with ``only``, for the groups in ``only``
+        and ``adopt``. Groups with no members are not listed."""
         m = MEMBERSHIPS.c
-        scope: ColumnElement[bool] = (GROUPS.c.source == self.connector) & GROUPS.c.managed
-        if adopt:
-            scope = or_(scope, GROUPS.c.id.in_(sorted(adopt)))
+        scope: ColumnElement[bool]
+        if only is not None:
+            scope = GROUPS.c.id.in_(sorted(only | adopt))
+        else:
+            scope = (GROUPS.c.source == self.connector) & GROUPS.c.managed
+            if adopt:
+                scope = or_(scope, GROUPS.c.id.in_(sorted(adopt)))
         fold = self._hash is not None
         ours = ((m.origin == "sync") & (m.source == self.connector)).label("ours")
         query = (select(m.group_id, m.user_id, m.role, m.status, ours,
@@ -141,6 +147,20 @@ class ExistingState:
                 for row in members:
                     self._fold(*row[:4], *row[5:])
             yield group_id, members
+
+    def member_counts(self) -> dict[str, int]:
+        """Rule name ("" for none) -> memberships this connector made in the groups it
+        manages, counted by the database."""
+        m, g = MEMBERSHIPS.c, GROUPS.c
+        rows = self.conn.execute(
+            select(g.rule, func.count()).select_from(MEMBERSHIPS.join(GROUPS))
+            .where(g.source == self.connector, g.managed, m.origin == "sync",
+                   m.source == self.connector)
+            .group_by(g.rule))
+        counts: dict[str, int] = {}
+        for rule, count in rows:
+            counts[rule or ""] = counts.get(rule or "", 0) + count
+        return counts
 
     def digest(self) -> str:
         """The digest of everything read so far (read all memberships first); empty when

@@ -10,6 +10,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from syncd.source import NAME_REF_PREFIX, SourceGroup, SourceUser
 
@@ -40,6 +41,7 @@ class SourceIndex:
         self._ref_list: list[str] = []
         self._raw_members: list[array[int]] = []
         self._raw_owners: list[array[int]] = []
+        self._refs_plain = False  # no user's ref starts with NAME_REF_PREFIX (resolve)
 
     # -- building ---------------------------------------------------------------------------
 
@@ -82,11 +84,17 @@ class SourceIndex:
         self.groups.append(group)
 
     def _resolve_list(self, raw: array[int]) -> Resolved:
+        refs = list(map(self._ref_list.__getitem__, raw))
+        if self._refs_plain:
+            # The common case, in C: every ref is a user's own ref (a DN). ``lookup`` would
+            # find each the same way, as no user's ref starts with NAME_REF_PREFIX.
+            positions = list(map(self._user_by_ref.get, refs))
+            if None not in positions:  # so all are ints
+                return Resolved(users=array("i", dict.fromkeys(cast("list[int]", positions))))
         out = Resolved()
         seen_u: set[int] = set()
         seen_g: set[int] = set()
-        for n in raw:
-            ref = self._ref_list[n]
+        for ref in refs:
             kind, pos = self.lookup(ref)
             if kind == "user" and pos not in seen_u:
                 seen_u.add(pos)
@@ -100,6 +108,7 @@ class SourceIndex:
 
     def resolve(self) -> None:
         """Resolve every group's member and owner references."""
+        self._refs_plain = not any(r.startswith(NAME_REF_PREFIX) for r in self._user_by_ref)
         self.members = [self._resolve_list(raw) for raw in self._raw_members]
         self.owners = [self._resolve_list(raw) for raw in self._raw_owners]
         self._raw_members = []

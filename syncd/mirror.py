@@ -18,7 +18,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from syncd.errors import UsageError
 from syncd.index import SourceIndex
 from syncd.source import Delta, SourceGroup, SourceUser
-from syncd.store.bulk import insert_rows, plain
+from syncd.store.bulk import insert_rows, plain, stream_tuples
 from syncd.store.schema import tables, utcnow
 
 MIRROR_STATE = tables["mirror_state"]
@@ -52,6 +52,7 @@ class MirrorInfo:
     attributes: frozenset[str]
     groups: int
     users: int
+    rules: str | None = None  # the fingerprint of the rules its last sync applied
 
     def missing(self, needed: frozenset[str]) -> frozenset[str]:
         """Group attributes the rules read that the mirror does not hold."""
@@ -61,24 +62,22 @@ class MirrorInfo:
 def info(conn: Connection, connector: str) -> MirrorInfo | None:
     """The connector's mirror, or None when it never completed a sync."""
     t = MIRROR_STATE.c
-    row = conn.execute(select(t.attributes, t.groups, t.users)
+    row = conn.execute(select(t.attributes, t.groups, t.users, t.rules)
                        .where(t.connector == connector)).first()
     if row is None:
         return None
-    return MirrorInfo(frozenset(row.attributes), row.groups, row.users)
-
-
-def group_count(conn: Connection, connector: str) -> int | None:
-    """Groups in the connector's last complete snapshot; None when there is none."""
-    mirrored = info(conn, connector)
-    return None if mirrored is None else mirrored.groups
+    return MirrorInfo(frozenset(row.attributes), row.groups, row.users, row.rules)
 
 
 def _rows(conn: Connection, table: Any, connector: str, batch: int,
           ) -> Iterator[tuple[str, dict[str, Any]]]:
     t = table.c
-    yield from conn.execute(select(t.external_id, t.data).where(t.connector == connector)
-                            .order_by(t.external_id).execution_options(yield_per=batch))
+    # The driver's own rows: SQLite gives the JSON as text, PostgreSQL's driver decodes it.
+    query = select(t.external_id, t.data).where(t.connector == connector).order_by(
+        t.external_id)
+    loads = json.loads
+    for external_id, data in stream_tuples(conn, query, batch):
+        yield external_id, (loads(data) if isinstance(data, str) else data)
 
 
 def iter_users(conn: Connection, connector: str) -> Iterator[SourceUser]:
@@ -188,10 +187,12 @@ def _sync_table(conn: Connection, table: Any, connector: str,
 
 
 def store_snapshot(conn: Connection, connector: str, index: SourceIndex,
-                   attributes: frozenset[str], only: Touched | None = None) -> int:
+                   attributes: frozenset[str], only: Touched | None = None,
+                   rules: str | None = None) -> int:
     """Make the mirror equal the complete snapshot in ``index``, whose groups carry
     ``attributes``; with ``only`` (a delta run, whose index is the mirror with the delta
-    laid over it) rewrite just the entries the delta touched. Return rows touched."""
+    laid over it) rewrite just the entries the delta touched. ``rules`` is the fingerprint
+    of the rules the run applied. Return rows touched."""
     seen: set[str] = set()
     user_ids = only.users if only else None
     group_ids = only.groups if only else None
@@ -219,7 +220,7 @@ def store_snapshot(conn: Connection, connector: str, index: SourceIndex,
         touched += _replace_rows(conn, MIRROR_GROUPS, connector,
                                  only.groups | only.removed_groups, groups())
     state = {"attributes": sorted(attributes), "groups": len(index.groups),
-             "users": len(index.users), "updated_at": utcnow()}
+             "users": len(index.users), "rules": rules, "updated_at": utcnow()}
     t = MIRROR_STATE.c
     if not conn.execute(update(MIRROR_STATE).where(t.connector == connector)
                         .values(state)).rowcount:

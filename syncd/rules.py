@@ -7,6 +7,8 @@ desired members; the diff compares those with the store. Nothing here reads the 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -223,6 +225,13 @@ def desired_groups(rules: list[Rule], connector: str, evaluator: Evaluator,
             description=render(t.description, group), kind=t.kind,
             organisation=t.organisation, icon=render(t.icon, group) if t.icon else None,
         )
+
+
+def fingerprint(rules: list[Rule]) -> str:
+    """A digest of rules as validated (defaults filled in): equal rules, equal digests."""
+    text = json.dumps([r.model_dump(mode="json", by_alias=True) for r in rules],
+                      sort_keys=True, ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def needed_attributes(rules: list[Rule]) -> frozenset[str]:

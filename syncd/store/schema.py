@@ -273,6 +273,8 @@ class MirrorState(Base):
     attributes: Mapped[list[str]] = mapped_column(JSON)
     groups: Mapped[int] = mapped_column(Integer)
     users: Mapped[int] = mapped_column(Integer)
+    rules: Mapped[str | None] = mapped_column(
+        String(80), doc="fingerprint of the rules the last sync applied (delta runs)")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -22,6 +22,7 @@ from syncd.config.rules import Rule
 from syncd.diff import Differ, DiffResult
 from syncd.existing import ExistingState
 from syncd.index import SourceIndex
+from syncd.mirror import Touched
 from syncd.plan import Change
 from syncd.rules import Evaluator, MemberResolver, Warning, desired_groups, rules_for
 from syncd.source import SourceGroup, SourceUser
@@ -76,15 +77,16 @@ def rule(name: str = "r", **kw: Any) -> Rule:
 
 
 def diff(engine: Engine, rules: list[Rule], users: list[SourceUser],
-         groups: list[SourceGroup]) -> DiffResult:
-    """Plan the source against the store, as the engine does for one connector."""
+         groups: list[SourceGroup], touched: Touched | None = None) -> DiffResult:
+    """Plan the source against the store, as the engine does for one connector (with
+    ``touched``, as for a delta run)."""
     index = SourceIndex.build(users, groups)
     with engine.connect() as conn:
         existing = ExistingState(conn, CONNECTOR)
         applicable = rules_for(rules, CONNECTOR)
         wanted = list(desired_groups(applicable, CONNECTOR, Evaluator(index, normalise_dn)))
         resolver = MemberResolver(index, normalise_dn, [])
-        result = Differ(CONNECTOR, index, applicable, resolver, existing).run(wanted)
+        result = Differ(CONNECTOR, index, applicable, resolver, existing).run(wanted, touched)
     for change in result.changes:  # the diff never plans a change twice
         assert result.changes.count(change) == 1, change
     return result
@@ -801,3 +803,35 @@ def test_the_fast_check_agrees_with_the_plain_one(state: tuple[Any, ...]) -> Non
     differ = SimpleNamespace(_uid_of=uid_of, _disabled_uids=disabled)
     assert Differ._unchanged(differ, want, existing, remove_disabled) == (
         unchanged_per_member(uid_of, disabled, want, existing, remove_disabled))
+
+
+# -- a delta run's reach ------------------------------------------------------------------
+
+
+def test_a_delta_compares_only_the_groups_it_reaches(engine: Engine) -> None:
+    # The store drifted by hand in "quiet" (a synced member removed), which a delta that
+    # does not reach it leaves to the next full run; "loud" holds a user the delta
+    # disabled, and "outer" nests it.
+    synced_group(engine, "quiet", {"ann": "member", "ben": "member"})
+    synced_group(engine, "loud", {"cat": "member"})
+    synced_group(engine, "outer", {"cat": "member", "dan": "member"})
+    with engine.begin() as conn:
+        conn.execute(MEMBERSHIPS.delete().where(
+            MEMBERSHIPS.c.user_id == user_id(engine, "ben")))
+    users = [su("ann"), su("ben"), su("cat", disabled=True), su("dan")]
+
+    def groups() -> list[SourceGroup]:  # fresh ones each time: the index takes their lists
+        return [sg("quiet", ["ann", "ben"]), sg("loud", ["cat"]),
+                sg("outer", ["dan", f"cn=loud,{GROUPS_OU}"])]
+
+    rules = [rule("r")]
+    touched = Touched(users={"uid-cat"}, groups=set(), removed_users=set(),
+                      removed_groups=set())
+    delta = diff(engine, rules, users, groups(), touched)
+    assert ops(delta) == [("set_member_status", "loud", "cat"),
+                          ("set_member_status", "outer", "cat")]
+    # percentages are of everything the connector manages, read or not
+    assert (delta.managed_members, delta.managed_by_rule) == (4, {"r": (3, 4)})
+    full = diff(engine, rules, users, groups())
+    assert ops(full) == [("add_member", "quiet", "ben"), *ops(delta)]
+    assert (full.managed_members, full.managed_by_rule) == (4, {"r": (3, 4)})

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, insert, select
 
@@ -35,7 +35,7 @@ from syncd.config.model import BaseConfig, SafetyConfig
 from syncd.config.rules import Rule
 from syncd.connector import Connector, ConnectorConfig
 from syncd.engine import RunOptions, RunResult, SyncEngine
-from syncd.source import Snapshot, SourceGroup, SourceUser
+from syncd.source import Delta, Snapshot, SourceGroup, SourceUser
 from syncd.store.db import open_engine, upgrade
 from syncd.store.schema import new_id, tables, utcnow
 
@@ -103,8 +103,29 @@ class MemoryConnector(Connector):
     config_model: ClassVar[type[ConnectorConfig]] = MemoryConfig
     source: ClassVar[SourceSpec] = SourceSpec((), ())
 
+    # set by the delta test: a cursor with each snapshot, and deltas against ``previous``
+    supports_delta: ClassVar[bool] = False
+    previous: ClassVar[SourceSpec] = SourceSpec((), ())
+
     def snapshot(self) -> Snapshot:
-        spec = type(self).source
+        users, groups = self.build(type(self).source)
+        return Snapshot(users=users, groups=groups,
+                        cursor={"seq": 1} if self.supports_delta else None)
+
+    def delta(self, cursor: dict[str, Any]) -> Delta | None:
+        """The entries of ``source`` that differ from ``previous``, and those it lacks."""
+        old_users, old_groups = self.build(type(self).previous)
+        users, groups = self.build(type(self).source)
+        before_u = {u.external_id: u for u in old_users}
+        before_g = {g.external_id: g for g in old_groups}
+        return Delta(users=[u for u in users if before_u.get(u.external_id) != u],
+                     groups=[g for g in groups if before_g.get(g.external_id) != g],
+                     removed_users=sorted(set(before_u) - {u.external_id for u in users}),
+                     removed_groups=sorted(set(before_g) - {g.external_id for g in groups}),
+                     cursor={"seq": cursor["seq"] + 1})
+
+    @staticmethod
+    def build(spec: SourceSpec) -> tuple[list[SourceUser], list[SourceGroup]]:
         users = [SourceUser(external_id=f"uid-{u.name}", ref=user_ref(u.name),
                             user_name=u.name, email=f"{u.name}@example.org",
                             display_name=u.name.title(), disabled=u.disabled)
@@ -116,7 +137,7 @@ class MemoryConnector(Connector):
                                   ("owner", list(g.owners))) if v},
                               members=list(g.members))
                   for g in spec.groups]
-        return Snapshot(users=users, groups=groups)
+        return users, groups
 
 
 # -- strategies ---------------------------------------------------------------------------
@@ -126,24 +147,57 @@ REFS = [*(user_ref(n) for n in USER_NAMES), *(group_ref(g) for g in GROUP_IDS)]
 
 
 @st.composite
-def sources(draw: st.DrawFn) -> SourceSpec:
+def sources(draw: st.DrawFn, tidy: bool = False) -> SourceSpec:
+    """A snapshot; ``tidy`` ones have most groups in scope and no refs to users or groups
+    outside the snapshot (the delta test: such a ref makes its group compared always)."""
     names = draw(st.lists(st.sampled_from(USER_NAMES), unique=True, max_size=len(USER_NAMES)))
     users = tuple(UserSpec(n, draw(st.booleans())) for n in names)
     exts = draw(st.lists(st.sampled_from(GROUP_IDS), unique=True, max_size=5))
+    # refs to users or groups that may not be in this snapshot (dangling ones)
+    refs = ([*(user_ref(n) for n in names), *(group_ref(g) for g in exts)] if tidy
+            else REFS)
+    categories = ["a", "b", "a", "b", "skip"] if tidy else ["a", "b", "skip", None]
     groups = tuple(GroupSpec(
         ext=ext,
         name=draw(st.sampled_from(GROUP_NAMES)),
-        category=draw(st.sampled_from(["a", "b", "skip", None])),
+        category=draw(st.sampled_from(categories)),
         description=draw(st.sampled_from(["", "one", "two"])),
-        # refs to users or groups that may not be in this snapshot (dangling ones)
-        members=tuple(draw(st.lists(st.sampled_from(REFS), unique=True, max_size=6))),
-        owners=tuple(draw(st.lists(st.sampled_from(REFS), unique=True, max_size=2))),
+        members=tuple(draw(st.lists(st.sampled_from(refs), unique=True, max_size=6)))
+        if refs else (),
+        owners=tuple(draw(st.lists(st.sampled_from(refs), unique=True, max_size=2)))
+        if refs else (),
     ) for ext in exts)
     return SourceSpec(users, groups)
 
 
 @st.composite
-def rule_sets(draw: st.DrawFn) -> list[Rule]:
+def edited(draw: st.DrawFn, base: SourceSpec) -> SourceSpec:
+    """``base`` with a few edits, as a directory changes between two runs: users enabled,
+    disabled, removed or added; groups changed, removed or added; the rest as they were."""
+    users = []
+    for u in base.users:
+        edit = draw(st.sampled_from(["keep", "keep", "flip", "remove"]))
+        if edit != "remove":
+            users.append(UserSpec(u.name, not u.disabled if edit == "flip" else u.disabled))
+    taken = {u.name for u in base.users}
+    users += [UserSpec(n, draw(st.booleans())) for n in draw(st.lists(
+        st.sampled_from([n for n in USER_NAMES if n not in taken] or ["zed"]), unique=True,
+        max_size=2)) if n not in taken]
+    redrawn = {g.ext: g for g in draw(sources(tidy=True)).groups}
+    groups = []
+    for g in base.groups:
+        edit = draw(st.sampled_from(["keep", "keep", "keep", "change", "remove"]))
+        if edit == "keep" or (edit == "change" and g.ext not in redrawn):
+            groups.append(g)
+        elif edit == "change":
+            groups.append(redrawn[g.ext])
+    known = {g.ext for g in base.groups}
+    groups += [g for ext, g in redrawn.items() if ext not in known and draw(st.booleans())]
+    return SourceSpec(tuple(users), tuple(groups))
+
+
+@st.composite
+def rule_sets(draw: st.DrawFn, group_roles: bool = True) -> list[Rule]:
     def members() -> dict[str, str]:
         return {"nested": draw(st.sampled_from(["flatten", "ignore"])),
                 "unknown_users": draw(st.sampled_from(["create", "invite", "skip"])),
@@ -156,7 +210,8 @@ def rule_sets(draw: st.DrawFn) -> list[Rule]:
         {"name": "skip", "when": {"attribute": {"name": "category", "equals": "skip"}},
          "action": "skip"},
         {"name": "alpha", "when": {"attribute": {"name": "category", "equals": "a"}},
-         "roles": {"owner": {"attribute": "owner"}, "facilitator": {"group": "lead"}},
+         "roles": {"owner": {"attribute": "owner"},
+                   **({"facilitator": {"group": "lead"}} if group_roles else {})},
          "members": members(), "on_source_delete": gone(),
          "adopt_existing": draw(st.booleans())},
         {"name": "beta", "source": CONNECTOR,
@@ -371,3 +426,84 @@ def test_sync_converges_and_touches_only_its_own_rows(
             check_run(engine, config(rules), first)
         finally:
             engine.dispose()
+
+
+# -- a delta run plans what a full run plans ----------------------------------------------
+
+
+def state_by_name(engine: Engine) -> tuple[Any, ...]:
+    """Users, groups and memberships by name (ids differ from store to store)."""
+    with engine.connect() as conn:
+        names = {r[0]: r[1] for r in conn.execute(select(USERS.c.id, USERS.c.user_name))}
+        users = sorted(tuple(r[1:]) for r in conn.execute(select(
+            USERS.c.id, USERS.c.user_name, USERS.c.email, USERS.c.status, USERS.c.source)))
+        groups = {r.id: (r.organisation, r.name) for r in conn.execute(select(GROUPS))}
+        group_rows = sorted((r.organisation, r.name, r.description, r.kind, r.managed,
+                             r.source, r.external_id, r.rule, r.archived)
+                            for r in conn.execute(select(GROUPS)))
+        members = sorted((groups[r.group_id], names[r.user_id], r.role, r.status, r.origin,
+                          r.source, r.rule) for r in conn.execute(select(MEMBERSHIPS)))
+    return users, group_rows, members
+
+
+ANN, BEN = user_ref("ann"), user_ref("ben")
+SIMPLE_RULES = [Rule.model_validate(r) for r in [
+    {"name": "alpha", "when": {"attribute": {"name": "category", "equals": "a"}},
+     "roles": {"owner": {"attribute": "owner"}}},
+]]
+# a group the delta leaves as it was (g1, holding g0) but whose members it moves
+G0 = GroupSpec("g0", "red", "a", "", (ANN, BEN), ())
+G1 = GroupSpec("g1", "blue", "a", "", (group_ref("g0"),), (BEN,))
+TWO = (UserSpec("ann", False), UserSpec("ben", False))
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(rules=st.booleans().flatmap(lambda g: rule_sets(group_roles=g)), store=store_states(),
+       pair=sources(tidy=True).flatmap(lambda f: st.tuples(st.just(f), edited(f))))
+@example(rules=SIMPLE_RULES, store=StoreSpec(), pair=(  # a member disabled
+    SourceSpec(TWO, (G0,)), SourceSpec((UserSpec("ann", True), TWO[1]), (G0,))))
+@example(rules=SIMPLE_RULES, store=StoreSpec(), pair=(  # a member removed
+    SourceSpec(TWO, (G0,)), SourceSpec(TWO[1:], (G0,))))
+@example(rules=SIMPLE_RULES, store=StoreSpec(), pair=(  # the nested group's member disabled
+    SourceSpec(TWO, (G0, G1)), SourceSpec((UserSpec("ann", True), TWO[1]), (G0, G1))))
+@example(rules=SIMPLE_RULES, store=StoreSpec(), pair=(  # the owner disabled
+    SourceSpec(TWO, (G0, G1)), SourceSpec((TWO[0], UserSpec("ben", True)), (G0, G1))))
+@example(rules=SIMPLE_RULES, store=StoreSpec(), pair=(  # the nested group changed
+    SourceSpec(TWO, (G0, G1)),
+    SourceSpec(TWO, (GroupSpec("g0", "red", "a", "", (ANN,), ()), G1))))
+def test_a_delta_run_plans_what_a_full_run_plans(
+        template_db: Path, memory_connector: None, rules: list[Rule], store: StoreSpec,
+        pair: tuple[SourceSpec, SourceSpec]) -> None:
+    """Two stores synced from ``first``; then ``second``, a few edits away, comes as a delta
+    to one and as a full run to the other. The plans and the stores after them are the
+    same."""
+    first, second = pair
+    with tempfile.TemporaryDirectory() as tmp:
+        engines = []
+        for name in ("delta.db", "full.db"):
+            shutil.copyfile(template_db, Path(tmp) / name)
+            engines.append(open_engine(f"sqlite:///{Path(tmp) / name}"))
+        by_delta, by_full = engines
+        MemoryConnector.supports_delta = True
+        try:
+            for engine in engines:
+                seed(engine, store)
+                first_run = sync(engine, config(rules), first, dry_run=False)
+                assert first_run.plan.connectors[CONNECTOR].mode == "full"
+            MemoryConnector.previous = first
+            MemoryConnector.source = second
+            delta = SyncEngine(config(rules), by_delta, AuditWriter(None)).run(
+                [], RunOptions())
+            full = SyncEngine(config(rules), by_full, AuditWriter(None)).run(
+                [], RunOptions(full=True))
+            assert delta.plan.connectors[CONNECTOR].mode == "delta"
+            assert full.plan.connectors[CONNECTOR].mode == "full"
+            assert changes_of(delta) == changes_of(full)
+            assert delta.status == full.status
+            assert state_by_name(by_delta) == state_by_name(by_full)
+        finally:
+            MemoryConnector.supports_delta = False
+            MemoryConnector.previous = SourceSpec((), ())
+            for engine in engines:
+                engine.dispose()

@@ -1,0 +1,66 @@
+"""The source index resolves member refs the same way on its fast path (every ref a user's
+DN, looked up in C) and on its general path (``lookup`` per ref)."""
+
+from __future__ import annotations
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from syncd.index import Resolved, SourceIndex
+from syncd.source import NAME_REF_PREFIX, SourceGroup, SourceUser
+
+USER_REFS = [f"uid=u{i},ou=people,dc=example,dc=org" for i in range(5)]
+GROUP_REFS = [f"cn=g{i},ou=groups,dc=example,dc=org" for i in range(3)]
+OTHER_REFS = [
+    "uid=gone,ou=people,dc=example,dc=org",  # dangling
+    f"{NAME_REF_PREFIX}u1",  # a user by user name (rfc2307 memberUid)
+    f"{NAME_REF_PREFIX}nobody",  # a user name that nobody has
+]
+
+
+def plain_resolution(index: SourceIndex, refs: list[str]) -> tuple[list[int], list[int],
+                                                                     list[str]]:
+    """What a group's refs resolve to, one ``lookup`` at a time, first occurrence kept."""
+    users: list[int] = []
+    groups: list[int] = []
+    dangling: list[str] = []
+    for ref in refs:
+        kind, pos = index.lookup(ref)
+        if kind == "user" and pos not in users:
+            users.append(pos)
+        elif kind == "group" and pos not in groups:
+            groups.append(pos)
+        elif kind is None:
+            dangling.append(ref)
+    return users, groups, dangling
+
+
+def as_lists(res: Resolved) -> tuple[list[int], list[int], list[str]]:
+    return list(res.users), list(res.groups), list(res.dangling)
+
+
+member_lists = st.lists(st.lists(st.sampled_from(USER_REFS + GROUP_REFS + OTHER_REFS),
+                                 max_size=12), min_size=len(GROUP_REFS),
+                        max_size=len(GROUP_REFS))
+
+
+@given(members=member_lists, odd_user_ref=st.booleans())
+@example(members=[USER_REFS[:3] + USER_REFS[:2], [], [USER_REFS[4]]], odd_user_ref=False)
+@example(members=[[USER_REFS[0], GROUP_REFS[1]], [OTHER_REFS[1], USER_REFS[1]], []],
+         odd_user_ref=False)
+@example(members=[[OTHER_REFS[1], USER_REFS[3]], [OTHER_REFS[0]], [USER_REFS[2]]],
+         odd_user_ref=True)
+def test_resolution_equals_a_lookup_per_ref(members: list[list[str]],
+                                            odd_user_ref: bool) -> None:
+    # odd_user_ref: one user's own ref starts with the name prefix, which turns the fast
+    # path off (lookup reads such a ref as a user name).
+    users = [SourceUser(external_id=f"id-u{i}", ref=ref, user_name=f"u{i}")
+             for i, ref in enumerate(USER_REFS)]
+    if odd_user_ref:
+        users.append(SourceUser(external_id="id-odd", ref=OTHER_REFS[1], user_name="odd"))
+    groups = [SourceGroup(external_id=f"id-g{i}", ref=ref, dn=ref, name=f"g{i}",
+                          members=list(refs))
+              for i, (ref, refs) in enumerate(zip(GROUP_REFS, members, strict=True))]
+    index = SourceIndex.build(users, groups)
+    for pos, refs in enumerate(members):
+        assert as_lists(index.members[pos]) == plain_resolution(index, refs)
