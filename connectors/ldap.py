@@ -434,7 +434,9 @@ class LdapConnector(Connector):
         ids: set[str] = set()
         for dn, attrs in t.search_paged(scope.base, scope.scope, scope.filter,
                                         [mapper.id_attr]):
-            ids.add(mapper.id_or_fallback(attrs, fast_normalise_dn(dn), kind))
+            found = mapper.entry_id(attrs)  # the DN is normalised only where there is none
+            ids.add(found if found is not None
+                    else mapper.id_or_fallback(attrs, fast_normalise_dn(dn), kind))
         return ids
 
     # -- test-connection -------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from operator import countOf, itemgetter
+from operator import countOf
 
 from syncd.config.rules import Rule
 from syncd.existing import (
@@ -18,8 +18,8 @@ from syncd.existing import (
     M_STATUS,
     M_USER_ID,
     ExistingState,
+    MemberBlock,
     StoreGroup,
-    StoreMember,
 )
 from syncd.index import SourceIndex
 from syncd.mirror import Touched
@@ -43,10 +43,6 @@ from syncd.rules import DesiredGroup, MemberResolver, Warning, summarise_danglin
 RESTORED = ("deactivated",)
 # A delta run that reaches more groups than this compares them all (one read of the table).
 MAX_COMPARED = 5000
-_ours = itemgetter(M_OURS)
-_status = itemgetter(M_STATUS)
-_uid_role = itemgetter(M_USER_ID, M_ROLE)
-_uid_status = itemgetter(M_USER_ID, M_STATUS)
 
 
 @dataclass
@@ -223,7 +219,7 @@ class Differ:
             if cls is CreateUser:
                 self._created.add(su.user_name)  # final: nothing turns it back
 
-    def _unchanged(self, want: dict[int, str], existing: list[StoreMember],
+    def _unchanged(self, want: dict[int, str], existing: MemberBlock,
                    remove_disabled: bool) -> bool:
         """The common case, checked fast: every desired user is in the store, the rows are
         exactly ours with the desired roles, and no status is to change (deactivated for
@@ -242,8 +238,8 @@ class Differ:
             blank = countOf(uids, "")
         if len(desired) != len(uids) - blank:  # two source users, one store user
             return False
-        if len(existing) != len(desired) or not all(map(_ours, existing)) \
-                or dict(map(_uid_role, existing)) != desired:
+        if len(existing.user_ids) != len(desired) or "0" in existing.flags \
+                or dict(zip(existing.user_ids, existing.roles, strict=True)) != desired:
             return False
         disabled = self._disabled_uids.intersection(desired)
         if disabled and remove_disabled:
@@ -251,22 +247,23 @@ class Differ:
         # Disabled users' rows are deactivated, and no other row has a status that an
         # enabled user is restored from: as RESTORED holds "deactivated", that is as many
         # rows in RESTORED as there are disabled users, each of them deactivated.
-        statuses = list(map(_status, existing))
+        statuses = existing.statuses
         if sum(countOf(statuses, s) for s in RESTORED) != len(disabled):
             return False
         if not disabled:
             return True
-        status_of = dict(map(_uid_status, existing))
+        status_of = dict(zip(existing.user_ids, statuses, strict=True))
         return all(status_of[uid] == "deactivated" for uid in disabled)
 
     def _members(self, d: DesiredGroup, key: str, group_name: str,
-                 existing: list[StoreMember]) -> None:
+                 block: MemberBlock) -> None:
         """Compare one group's desired members with its rows (hot: millions of members)."""
         want = self.resolver.members(d)
         rule = d.rule
         remove_disabled = rule.members.disabled_users == "remove"
-        if self._unchanged(want, existing, remove_disabled):
+        if self._unchanged(want, block, remove_disabled):
             return
+        existing = block.rows()
         rname = rule.name
         users = self.index.users
         store_users = self.existing.users
@@ -398,11 +395,12 @@ class Differ:
             for rule_name, count in self.existing.member_counts().items():
                 self._by_rule_members[rule_name] += count
                 managed_members += count
-        for group_id, members in self.existing.memberships(adopt, compare):
+        for block in self.existing.member_blocks(adopt, compare):
+            group_id = block.group_id
             g = self.existing.groups[group_id]
             mine = g.managed and g.source == self.connector
             if compare is None or not mine:
-                ours = sum(1 for m in members if m[M_OURS])
+                ours = block.ours
                 managed_members += ours
                 if mine:
                     self._by_rule_members[g.rule or ""] += ours
@@ -410,11 +408,11 @@ class Differ:
             if wanted is None:
                 continue
             visited.add(group_id)
-            self._members(wanted, group_id, self._group_name(group_id, wanted), members)
+            self._members(wanted, group_id, self._group_name(group_id, wanted), block)
         for key, d in by_key.items():
             if key not in visited and (compare is None or key in compare or key in adopt
                                        or key.startswith("new:")):
-                self._members(d, key, self._group_name(key, d), [])
+                self._members(d, key, self._group_name(key, d), MemberBlock.empty(key))
         self.result.changes.extend(self._new_users.values())
         for add in self._unknown:  # whether a user is created does not hang on group order
             made = self._new_users.get(add.user)

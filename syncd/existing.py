@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import groupby
+from itertools import groupby, repeat
 from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, func, or_, select
+from sqlalchemy import ColumnElement, Connection, case, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from syncd.store.bulk import stream_tuples
 from syncd.store.schema import tables
@@ -70,6 +71,49 @@ class StoreMember(NamedTuple):
     ours: bool
 
 
+# Separates the values of a group's rows in ``member_blocks``' text lists (a control
+# character: ids, roles and statuses are names; a value that holds it is read as rows).
+SEP: Final = "\x1f"
+
+
+@dataclass(slots=True)
+class MemberBlock:
+    """One group's membership rows, column by column: what the diff compares.
+
+    ``flags`` has one character a row, "1" where the row is this connector's own (the
+    ``ours`` of ``StoreMember``), else "0".
+    """
+
+    group_id: str
+    user_ids: list[str]
+    roles: list[str]
+    statuses: list[str]
+    flags: str
+
+    @property
+    def ours(self) -> int:
+        """How many of the rows this connector made."""
+        return self.flags.count("1")
+
+    def rows(self) -> list[StoreMember]:
+        """The rows as ``StoreMember`` tuples (``M_*`` positions)."""
+        return list(map(StoreMember._make, zip(
+            repeat(self.group_id), self.user_ids, self.roles, self.statuses,
+            map("1".__eq__, self.flags), strict=False)))
+
+    @classmethod
+    def of_rows(cls, group_id: str, rows: list[Any]) -> MemberBlock:
+        """A block of rows read one by one (``memberships``)."""
+        return cls(group_id, [r[M_USER_ID] for r in rows], [r[M_ROLE] for r in rows],
+                   [r[M_STATUS] for r in rows], "".join("1" if r[M_OURS] else "0"
+                                                        for r in rows))
+
+    @classmethod
+    def empty(cls, group_id: str) -> MemberBlock:
+        """A group with no rows."""
+        return cls(group_id, [], [], [], "")
+
+
 @dataclass(slots=True)
 class StoreUser:
     """A user row, as the diff needs it."""
@@ -99,12 +143,16 @@ class ExistingState:
 
     def _load_groups(self) -> None:
         g = GROUPS.c
-        rows = self.conn.execute(select(
-            g.id, g.name, g.description, g.kind, g.organisation, g.icon, g.managed, g.source,
-            g.external_id, g.rule, g.archived).order_by(g.id))
-        for row in rows:
+        fold = self._hash is not None
+        # Plain driver tuples; the two flags made bool (SQLite gives 0 and 1) as
+        # SQLAlchemy's Boolean would, so that the digest reads the same.
+        for raw in stream_tuples(self.conn, select(
+                g.id, g.name, g.description, g.kind, g.organisation, g.icon, g.managed,
+                g.source, g.external_id, g.rule, g.archived).order_by(g.id)):
+            row = (*raw[:6], bool(raw[6]), *raw[7:10], bool(raw[10]))
             sg = StoreGroup(*row)
-            self._fold(*row)
+            if fold:
+                self._fold(*row)
             self.groups[sg.id] = sg
             self.by_name[(sg.organisation, sg.name)] = sg
             if sg.managed and sg.source == self.connector and sg.external_id is not None:
@@ -113,18 +161,17 @@ class ExistingState:
     def _load_users(self) -> None:
         u = USERS.c
         # Plain driver tuples (strings only): a store may hold hundreds of thousands.
+        fold = self._hash is not None
+        users, user_names = self.users, self.user_names
         for row in stream_tuples(self.conn, select(u.user_name, u.id, u.status)
                                  .order_by(u.id)):
-            self._fold(*row)
-            self.users[row[0]] = StoreUser(row[1], row[2])
-            self.user_names[row[1]] = row[0]
+            if fold:
+                self._fold(*row)
+            users[row[0]] = StoreUser(row[1], row[2])
+            user_names[row[1]] = row[0]
 
-    def memberships(self, adopt: frozenset[str] = frozenset(),
-                    only: frozenset[str] | None = None,
-                    ) -> Iterator[tuple[str, list[StoreMember]]]:
-        """(group id, member rows) for every group this connector manages and the local
-        groups in ``adopt``, in group id order; with ``only``, for the groups in ``only``
-        and ``adopt``. Groups with no members are not listed."""
+    def _scope(self, adopt: frozenset[str], only: frozenset[str] | None,
+               ) -> ColumnElement[bool]:
         m = MEMBERSHIPS.c
         scope: ColumnElement[bool]
         if only is not None:
@@ -133,11 +180,60 @@ class ExistingState:
             scope = (GROUPS.c.source == self.connector) & GROUPS.c.managed
             if adopt:
                 scope = or_(scope, GROUPS.c.id.in_(sorted(adopt)))
+        return m.group_id.in_(select(GROUPS.c.id).where(scope))
+
+    def member_blocks(self, adopt: frozenset[str] = frozenset(),
+                      only: frozenset[str] | None = None) -> Iterator[MemberBlock]:
+        """``memberships``, as one ``MemberBlock`` a group.
+
+        Without a digest to fold, the database puts each group's rows together (one row a
+        group of text lists, split here in C): the diff of a re-run reads millions of rows,
+        and a row of five values costs more to fetch than its share of one long text.
+        """
+        if self._hash is not None:
+            for group_id, rows in self.memberships(adopt, only):
+                yield MemberBlock.of_rows(group_id, rows)
+            return
+        m = MEMBERSHIPS.c
+        flag = case(((m.origin == "sync") & (m.source == self.connector), "1"), else_="0")
+        if self.conn.dialect.name == "postgresql":
+            def joined(column: Any, sep: str = SEP) -> Any:
+                # one order for every list, so that their positions line up
+                return func.string_agg(column, aggregate_order_by(literal(sep), m.user_id))
+        else:
+            def joined(column: Any, sep: str = SEP) -> Any:
+                # SQLite feeds every aggregate of a group the same rows in the same order
+                return func.group_concat(column, sep)
+        query = (select(m.group_id, func.count(), joined(m.user_id), joined(m.role),
+                        joined(m.status), joined(flag, ""))
+                 .where(self._scope(adopt, only)).group_by(m.group_id).order_by(m.group_id))
+        for group_id, count, uids, roles, statuses, flags in stream_tuples(self.conn, query,
+                                                                            1000):
+            block = MemberBlock(group_id, uids.split(SEP), roles.split(SEP),
+                                statuses.split(SEP), flags)
+            if not (len(block.user_ids) == len(block.roles) == len(block.statuses)
+                    == len(flags) == count):  # a value holding the separator: read rows
+                block = MemberBlock.of_rows(group_id, self._rows_of(group_id))
+            yield block
+
+    def _rows_of(self, group_id: str) -> list[Any]:
+        m = MEMBERSHIPS.c
+        ours = ((m.origin == "sync") & (m.source == self.connector)).label("ours")
+        return list(stream_tuples(self.conn, select(m.group_id, m.user_id, m.role, m.status,
+                                                    ours).where(m.group_id == group_id)))
+
+    def memberships(self, adopt: frozenset[str] = frozenset(),
+                    only: frozenset[str] | None = None,
+                    ) -> Iterator[tuple[str, list[StoreMember]]]:
+        """(group id, member rows) for every group this connector manages and the local
+        groups in ``adopt``, in group id order; with ``only``, for the groups in ``only``
+        and ``adopt``. Groups with no members are not listed."""
+        m = MEMBERSHIPS.c
         fold = self._hash is not None
         ours = ((m.origin == "sync") & (m.source == self.connector)).label("ours")
         query = (select(m.group_id, m.user_id, m.role, m.status, ours,
                         *((m.origin, m.source, m.rule) if fold else ()))
-                 .where(m.group_id.in_(select(GROUPS.c.id).where(scope)))
+                 .where(self._scope(adopt, only))
                  .order_by(m.group_id, m.user_id))
         for group_id, items in groupby(stream_tuples(self.conn, query), key=itemgetter(0)):
             members: list[Any] = list(items)

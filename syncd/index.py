@@ -10,6 +10,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import count
 from typing import cast
 
 from syncd.source import NAME_REF_PREFIX, SourceGroup, SourceUser
@@ -37,11 +38,15 @@ class SourceIndex:
         self._group_by_ref: dict[str, int] = {}
         self._group_by_id: dict[str, int] = {}
         self._group_by_name: dict[str, list[int]] = {}
+        # each distinct member ref once, with a number (from _numbers: unique, not dense)
         self._refs: dict[str, int] = {}
-        self._ref_list: list[str] = []
+        self._numbers = count()
+        self._ref_of: dict[int, str] = {}  # number -> ref, made by resolve
         self._raw_members: list[array[int]] = []
         self._raw_owners: list[array[int]] = []
-        self._refs_plain = False  # no user's ref starts with NAME_REF_PREFIX (resolve)
+        # number -> user position or None, while resolve runs, when no user's ref starts
+        # with NAME_REF_PREFIX
+        self._user_at: dict[int, int | None] | None = None
 
     # -- building ---------------------------------------------------------------------------
 
@@ -56,12 +61,9 @@ class SourceIndex:
         index.resolve()
         return index
 
-    def _intern(self, ref: str) -> int:
-        n = self._refs.get(ref)
-        if n is None:
-            n = self._refs[ref] = len(self._ref_list)
-            self._ref_list.append(ref)
-        return n
+    def _intern(self, refs: list[str]) -> array[int]:
+        """The refs' numbers, each distinct ref kept once (setdefault, in C)."""
+        return array("i", map(self._refs.setdefault, refs, self._numbers))
 
     def add_user(self, user: SourceUser) -> None:
         """Add one user; where two share a ref or a user name, look-ups find the first."""
@@ -77,20 +79,20 @@ class SourceIndex:
         self._group_by_ref.setdefault(group.ref, pos)
         self._group_by_id.setdefault(group.external_id, pos)
         self._group_by_name.setdefault(group.name.casefold(), []).append(pos)
-        self._raw_members.append(array("i", (self._intern(r) for r in group.members)))
-        self._raw_owners.append(array("i", (self._intern(r) for r in group.owners)))
+        self._raw_members.append(self._intern(group.members))
+        self._raw_owners.append(self._intern(group.owners))
         group.members = []
         group.owners = []
         self.groups.append(group)
 
     def _resolve_list(self, raw: array[int]) -> Resolved:
-        refs = list(map(self._ref_list.__getitem__, raw))
-        if self._refs_plain:
+        if self._user_at is not None:
             # The common case, in C: every ref is a user's own ref (a DN). ``lookup`` would
             # find each the same way, as no user's ref starts with NAME_REF_PREFIX.
-            positions = list(map(self._user_by_ref.get, refs))
+            positions = list(map(self._user_at.__getitem__, raw))
             if None not in positions:  # so all are ints
                 return Resolved(users=array("i", dict.fromkeys(cast("list[int]", positions))))
+        refs = list(map(self._ref_of.__getitem__, raw))
         out = Resolved()
         seen_u: set[int] = set()
         seen_g: set[int] = set()
@@ -108,13 +110,18 @@ class SourceIndex:
 
     def resolve(self) -> None:
         """Resolve every group's member and owner references."""
-        self._refs_plain = not any(r.startswith(NAME_REF_PREFIX) for r in self._user_by_ref)
+        numbers, refs = self._refs.values(), self._refs.keys()
+        self._ref_of = dict(zip(numbers, refs, strict=True))
+        if not any(r.startswith(NAME_REF_PREFIX) for r in self._user_by_ref):
+            # number -> the user position of its ref, or None: one look-up a distinct ref
+            self._user_at = dict(zip(numbers, map(self._user_by_ref.get, refs), strict=True))
         self.members = [self._resolve_list(raw) for raw in self._raw_members]
         self.owners = [self._resolve_list(raw) for raw in self._raw_owners]
         self._raw_members = []
         self._raw_owners = []
         self._refs = {}
-        self._ref_list = []
+        self._ref_of = {}
+        self._user_at = None
 
     # -- look-ups ---------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from syncd.apply import Applier
 from syncd.audit import AuditWriter
 from syncd.config.rules import Rule
 from syncd.diff import Differ, DiffResult
-from syncd.existing import ExistingState
+from syncd.existing import SEP, ExistingState, MemberBlock
 from syncd.index import SourceIndex
 from syncd.mirror import Touched
 from syncd.plan import Change
@@ -801,7 +801,9 @@ def group_states(draw: st.DrawFn) -> tuple[Any, ...]:
 def test_the_fast_check_agrees_with_the_plain_one(state: tuple[Any, ...]) -> None:
     uid_of, disabled, want, existing, remove_disabled = state
     differ = SimpleNamespace(_uid_of=uid_of, _disabled_uids=disabled)
-    assert Differ._unchanged(differ, want, existing, remove_disabled) == (
+    block = MemberBlock.of_rows("g", existing)
+    assert block.rows() == existing
+    assert Differ._unchanged(differ, want, block, remove_disabled) == (
         unchanged_per_member(uid_of, disabled, want, existing, remove_disabled))
 
 
@@ -835,3 +837,24 @@ def test_a_delta_compares_only_the_groups_it_reaches(engine: Engine) -> None:
     full = diff(engine, rules, users, groups())
     assert ops(full) == [("add_member", "quiet", "ben"), *ops(delta)]
     assert (full.managed_members, full.managed_by_rule) == (4, {"r": (3, 4)})
+
+
+# -- membership rows read per group ---------------------------------------------------------
+
+
+def test_member_blocks_hold_the_rows_memberships_gives(engine: Engine) -> None:
+    gid = synced_group(engine, "g", {"ann": "member", "ben": "owner", "cat": "facilitator"})
+    other = synced_group(engine, "h", {"ann": "owner"})
+    dan, eve = add_user(engine, "dan"), add_user(engine, "eve")
+    add_member(engine, gid, dan, role="helper", status="invited")  # manual
+    # a value holding the blocks' separator: that group is read row by row
+    add_member(engine, other, eve, role=f"odd{SEP}role", status="pending")
+    with engine.connect() as conn:
+        state = ExistingState(conn, CONNECTOR)
+        rows = {group_id: sorted(members) for group_id, members in state.memberships()}
+        blocks = {b.group_id: sorted(b.rows()) for b in state.member_blocks()}
+        ours = {b.group_id: b.ours for b in state.member_blocks()}
+    assert blocks == rows
+    assert [r[1:] for r in rows[gid] if r[1] == dan] == [(dan, "helper", "invited", False)]
+    assert len(rows[gid]) == 4 and len(rows[other]) == 2
+    assert ours == {gid: 3, other: 1}
