@@ -55,6 +55,9 @@ class DiffResult:
     managed_members: int = 0
     # rule name -> (groups, memberships) it manages now
     managed_by_rule: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # False when the membership counts were left out: a delta run that plans no member
+    # removal (the one check that reads them) does not count the groups it did not read
+    members_counted: bool = True
 
 
 class Differ:
@@ -391,10 +394,6 @@ class Differ:
         adopt = frozenset(key for key in by_key
                           if not key.startswith("new:") and not self.existing.groups[key].managed)
         compare = self._compared(by_key, desired, touched)
-        if compare is not None:  # the connector's memberships counted by the database
-            for rule_name, count in self.existing.member_counts().items():
-                self._by_rule_members[rule_name] += count
-                managed_members += count
         for block in self.existing.member_blocks(adopt, compare):
             group_id = block.group_id
             g = self.existing.groups[group_id]
@@ -428,6 +427,15 @@ class Differ:
                       if d.pos in self.resolver.unresolved_roles]
         self.result.warnings.extend(summarise_dangling(
             unresolved, code="dangling_role", what="role value(s) (e.g. owner DNs)"))
+        if compare is not None:
+            # The memberships of groups not read, counted by the database; only a limit on
+            # member removals uses the counts, so a delta that removes none skips it.
+            if any(type(c) is RemoveMember for c in self.result.changes):
+                for rule_name, count in self.existing.member_counts().items():
+                    self._by_rule_members[rule_name] += count
+                    managed_members += count
+            else:
+                self.result.members_counted = False
         self.result.managed_groups = len(self.existing.managed)
         self.result.managed_members = managed_members
         self.result.managed_by_rule = {

@@ -832,11 +832,19 @@ def test_a_delta_compares_only_the_groups_it_reaches(engine: Engine) -> None:
     delta = diff(engine, rules, users, groups(), touched)
     assert ops(delta) == [("set_member_status", "loud", "cat"),
                           ("set_member_status", "outer", "cat")]
-    # percentages are of everything the connector manages, read or not
-    assert (delta.managed_members, delta.managed_by_rule) == (4, {"r": (3, 4)})
+    # no member removal planned: the memberships of groups it did not read are not counted
+    assert not delta.members_counted
     full = diff(engine, rules, users, groups())
     assert ops(full) == [("add_member", "quiet", "ben"), *ops(delta)]
+    assert full.members_counted
     assert (full.managed_members, full.managed_by_rule) == (4, {"r": (3, 4)})
+    # a removal: percentages are of everything the connector manages, read or not
+    emptied = [*groups()[:1], sg("loud", []), *groups()[2:]]
+    removal = diff(engine, rules, users, emptied, Touched(
+        users=set(), groups={"gid-loud"}, removed_users=set(), removed_groups=set()))
+    assert ops(removal) == [("remove_member", "loud", "cat"), ("remove_member", "outer", "cat")]
+    assert removal.members_counted
+    assert (removal.managed_members, removal.managed_by_rule) == (4, {"r": (3, 4)})
 
 
 # -- membership rows read per group ---------------------------------------------------------
