@@ -73,8 +73,9 @@ class Differ:
         self.result = DiffResult(warnings=resolver.warnings)
         self._new_users: dict[str, CreateUser] = {}
         self._created: set[str] = set()
-        # Members left out as unknown users: added after all, if another rule creates them.
-        self._unknown: list[AddMember] = []
+        # Members who are users unknown to the store, as (group, user, role, rule, key):
+        # added once every group is seen, if a rule creates or invites the user.
+        self._unknown: list[tuple[str, str, str, str, str]] = []
         self._by_rule_groups: dict[str, int] = defaultdict(int)
         self._by_rule_members: dict[str, int] = defaultdict(int)
 
@@ -292,7 +293,7 @@ class Differ:
                 else:
                     if name not in created:
                         self._note_unknown(pos, rule)
-                    self._unknown.append(AddMember(group_name, name, role, "", rname, key))
+                    self._unknown.append((group_name, name, role, rname, key))
                 continue
             kept.add(current[M_USER_ID])
             if not current[M_OURS]:
@@ -413,11 +414,12 @@ class Differ:
                                        or key.startswith("new:")):
                 self._members(d, key, self._group_name(key, d), MemberBlock.empty(key))
         self.result.changes.extend(self._new_users.values())
-        for add in self._unknown:  # whether a user is created does not hang on group order
-            made = self._new_users.get(add.user)
-            if made is not None:
-                add.status = "invited" if isinstance(made, InviteUser) else "accepted"
-                self.result.changes.append(add)
+        # whether a user is created does not hang on group order: their memberships last
+        status_of = {name: "invited" if isinstance(made, InviteUser) else "accepted"
+                     for name, made in self._new_users.items()}
+        self.result.changes.extend(
+            AddMember(group, user, role, status_of[user], rname, key)
+            for group, user, role, rname, key in self._unknown if user in status_of)
         for d in by_key.values():
             refs = self.resolver.dangling(d)
             if refs:
