@@ -237,7 +237,7 @@ class ConnectorPlan:
     def sort(self) -> None:
         """Put the changes in their fixed order."""
         # By rank first, then within a rank (whose changes all have the same attributes)
-        # with a key attrgetter builds in C: millions of changes sort in a second or two.
+        # by name: millions of changes sort in a second or two.
         buckets: dict[int, list[Change]] = {}
         for rank, run in groupby(self.changes, key=_rank):  # runs of one rank, in C
             buckets.setdefault(rank, []).extend(run)
