@@ -195,7 +195,7 @@ class ExistingState:
                 yield MemberBlock.of_rows(group_id, rows)
             return
         m = MEMBERSHIPS.c
-        flag = case(((m.origin == "sync") & (m.source == self.connector), "1"), else_="0")
+        flag = case((self._ours(), "1"), else_="0")
         if self.conn.dialect.name == "postgresql":
             def joined(column: Any, sep: str = SEP) -> Any:
                 # one order for every list, so that their positions line up
@@ -213,14 +213,14 @@ class ExistingState:
                                 statuses.split(SEP), flags)
             if not (len(block.user_ids) == len(block.roles) == len(block.statuses)
                     == len(flags) == count):  # a value holding the separator: read rows
-                block = MemberBlock.of_rows(group_id, self._rows_of(group_id))
+                for _, rows in self.memberships(only=frozenset({group_id})):
+                    block = MemberBlock.of_rows(group_id, rows)
             yield block
 
-    def _rows_of(self, group_id: str) -> list[Any]:
+    def _ours(self) -> ColumnElement[bool]:
+        """A membership row this connector made."""
         m = MEMBERSHIPS.c
-        ours = ((m.origin == "sync") & (m.source == self.connector)).label("ours")
-        return list(stream_tuples(self.conn, select(m.group_id, m.user_id, m.role, m.status,
-                                                    ours).where(m.group_id == group_id)))
+        return (m.origin == "sync") & (m.source == self.connector)
 
     def memberships(self, adopt: frozenset[str] = frozenset(),
                     only: frozenset[str] | None = None,
@@ -230,8 +230,7 @@ class ExistingState:
         and ``adopt``. Groups with no members are not listed."""
         m = MEMBERSHIPS.c
         fold = self._hash is not None
-        ours = ((m.origin == "sync") & (m.source == self.connector)).label("ours")
-        query = (select(m.group_id, m.user_id, m.role, m.status, ours,
+        query = (select(m.group_id, m.user_id, m.role, m.status, self._ours().label("ours"),
                         *((m.origin, m.source, m.rule) if fold else ()))
                  .where(self._scope(adopt, only))
                  .order_by(m.group_id, m.user_id))
@@ -247,11 +246,10 @@ class ExistingState:
     def member_counts(self) -> dict[str, int]:
         """Rule name ("" for none) -> memberships this connector made in the groups it
         manages, counted by the database."""
-        m, g = MEMBERSHIPS.c, GROUPS.c
+        g = GROUPS.c
         rows = self.conn.execute(
             select(g.rule, func.count()).select_from(MEMBERSHIPS.join(GROUPS))
-            .where(g.source == self.connector, g.managed, m.origin == "sync",
-                   m.source == self.connector)
+            .where(g.source == self.connector, g.managed, self._ours())
             .group_by(g.rule))
         counts: dict[str, int] = {}
         for rule, count in rows:
