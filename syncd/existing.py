@@ -146,9 +146,11 @@ class ExistingState:
         fold = self._hash is not None
         # Plain driver tuples; the two flags made bool (SQLite gives 0 and 1) as
         # SQLAlchemy's Boolean would, so that the digest reads the same.
-        for raw in stream_tuples(self.conn, select(
-                g.id, g.name, g.description, g.kind, g.organisation, g.icon, g.managed,
-                g.source, g.external_id, g.rule, g.archived).order_by(g.id)):
+        query = select(g.id, g.name, g.description, g.kind, g.organisation, g.icon, g.managed,
+                       g.source, g.external_id, g.rule, g.archived)
+        # in id order only for the digest: SQLite reads a table in id order through its
+        # index, a row lookup each
+        for raw in stream_tuples(self.conn, query.order_by(g.id) if fold else query):
             row = (*raw[:6], bool(raw[6]), *raw[7:10], bool(raw[10]))
             sg = StoreGroup(*row)
             if fold:
@@ -163,8 +165,8 @@ class ExistingState:
         # Plain driver tuples (strings only): a store may hold hundreds of thousands.
         fold = self._hash is not None
         users, user_names = self.users, self.user_names
-        for row in stream_tuples(self.conn, select(u.user_name, u.id, u.status)
-                                 .order_by(u.id)):
+        query = select(u.user_name, u.id, u.status)
+        for row in stream_tuples(self.conn, query.order_by(u.id) if fold else query):
             if fold:
                 self._fold(*row)
             users[row[0]] = StoreUser(row[1], row[2])

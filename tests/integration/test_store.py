@@ -689,6 +689,35 @@ def test_insert_rows_with_shared_values(store_engine: Engine) -> None:
     assert [tuple(r) for r in back] == expected
 
 
+def test_stream_tuples_reads_what_execute_reads(store_engine: Engine) -> None:
+    """stream_tuples gives the rows execute gives, for values SQLite gets as literals
+    (quotes, the member-list separator, an IN list, NULL) and for one it cannot
+    (bytes, if the dialect has no literal form for them)."""
+    audit = tables["audit"]
+    a = audit.c
+    stamp = bulk.timestamp(store_engine.dialect, datetime(2026, 11, 23, 5, 0, tzinfo=UTC))
+    rows = [("g'1", "u\x1f1", "r"), ("g2", "u2", "r'"), ("g3", "u3", None)]
+    with store_engine.begin() as conn:
+        insert_rows(conn, audit, ("group_name", "user_name", "rule"), rows,
+                    {"ts": stamp, "actor": "sync:x", "op": "add_member"})
+    queries = [
+        select(a.group_name, a.user_name).where(a.rule == "r'").order_by(a.id),
+        select(a.group_name, func.count()).where(a.group_name.in_(["g'1", "g3", "x"]))
+        .group_by(a.group_name).order_by(a.group_name),
+        select(a.user_name).where(a.rule.is_(None) | (a.user_name == "u\x1f1")).order_by(a.id),
+        select(func.group_concat(a.user_name, "\x1f")) if store_engine.dialect.name == "sqlite"
+        else select(func.string_agg(a.user_name, "\x1f")),
+        select(a.group_name).where(func.length(a.group_name) != func.length(b"'\x00xy"))
+        .order_by(a.id),
+    ]
+    with store_engine.connect() as conn:
+        for query in queries:
+            expected = [tuple(r) for r in conn.execute(query)]
+            assert expected, query
+            assert list(bulk.stream_tuples(conn, query, batch=2)) == expected
+    assert expected == [("g'1",), ("g2",), ("g3",)]
+
+
 def test_new_ids_are_random_version_4_uuids() -> None:
     ids = new_ids(2000)
     assert len(set(ids)) == 2000
