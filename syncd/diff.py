@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from operator import countOf
+from operator import countOf, itemgetter
 
 from syncd.config.rules import Rule
 from syncd.existing import (
@@ -232,9 +232,10 @@ class Differ:
         Hot: it sees every membership of a re-run. Each step is one pass of C code over
         the group (map, dict and set operations), not Python code per member.
         """
-        uids = list(map(self._uid_of.__getitem__, want))
-        if None in uids:  # a user the store does not have yet
-            return False
+        if self._unknown_pos and not self._unknown_pos.isdisjoint(want):
+            return False  # a user the store does not have yet (early: no row would match)
+        uids = (itemgetter(*want)(self._uid_of) if len(want) > 1
+                else tuple(map(self._uid_of.__getitem__, want)))
         desired = dict(zip(uids, want.values(), strict=True))
         blank = 0
         if "" in desired:  # disabled users the store does not have: never members
@@ -242,8 +243,10 @@ class Differ:
             blank = countOf(uids, "")
         if len(desired) != len(uids) - blank:  # two source users, one store user
             return False
+        # As many rows as desired users, each row's user desired with the row's role: the
+        # same pairs (a group's rows have distinct users)
         if len(existing.user_ids) != len(desired) or "0" in existing.flags \
-                or dict(zip(existing.user_ids, existing.roles, strict=True)) != desired:
+                or list(map(desired.get, existing.user_ids)) != existing.roles:
             return False
         disabled = self._disabled_uids.intersection(desired)
         if disabled and remove_disabled:
@@ -378,6 +381,7 @@ class Differ:
         self._uid_of: list[str | None] = [
             store_users[u.user_name].id if u.user_name in store_users
             else ("" if u.disabled else None) for u in self.index.users]
+        self._unknown_pos = {pos for pos, uid in enumerate(self._uid_of) if uid is None}
         self._disabled_uids = {uid for u, uid in zip(self.index.users, self._uid_of, strict=True)
                                if u.disabled and uid}
         placed = self._place(desired)

@@ -800,7 +800,8 @@ def group_states(draw: st.DrawFn) -> tuple[Any, ...]:
                  ("g", "u2", "member", "deactivated", True)], False))
 def test_the_fast_check_agrees_with_the_plain_one(state: tuple[Any, ...]) -> None:
     uid_of, disabled, want, existing, remove_disabled = state
-    differ = SimpleNamespace(_uid_of=uid_of, _disabled_uids=disabled)
+    differ = SimpleNamespace(_uid_of=uid_of, _disabled_uids=disabled, _unknown_pos={
+        pos for pos, uid in enumerate(uid_of) if uid is None})
     block = MemberBlock.of_rows("g", existing)
     assert block.rows() == existing
     assert Differ._unchanged(differ, want, block, remove_disabled) == (
