@@ -744,6 +744,56 @@ def test_owner_values_that_resolve_to_nothing_are_reported(engine: Engine) -> No
     assert "uid=ghost" in warning.message
 
 
+# -- groups without rows: every member an add -----------------------------------------------
+
+
+@pytest.mark.parametrize("members", [
+    pytest.param({"disabled_users": "deactivate", "unknown_users": "create"}, id="create"),
+    pytest.param({"disabled_users": "remove", "unknown_users": "invite"}, id="invite-remove"),
+    pytest.param({"disabled_users": "deactivate", "unknown_users": "skip"}, id="skip"),
+])
+@pytest.mark.parametrize("stored", [(), ("alice", "bob", "carol", "dave"), ("alice", "dave")],
+                         ids=["none-stored", "all-stored", "some-stored"])
+def test_groups_without_rows_plan_what_the_member_loop_plans(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch, members: dict[str, str],
+        stored: tuple[str, ...]) -> None:
+    """``Differ._all_added`` (new groups, and store groups with no rows) plans the same
+    changes, in the same order, as the member-by-member loop it stands in for."""
+    for name in stored:
+        add_user(engine, name)
+    synced_group(engine, "empty", {})  # in the store, no rows
+    rules = [rule(members=members, roles={"owner": {"attribute": "owner"}})]
+
+    def plan() -> list[dict[str, Any]]:
+        twin = SourceUser(external_id="uid-alice-2", ref=normalise_dn(user_dn("alice2")),
+                          user_name="alice", email="a2@example.org")  # a second "alice"
+        users = [su("alice"), su("bob", disabled=True), su("carol"),
+                 su("dave", disabled=True), twin]
+        groups = [sg("empty", ["carol", "bob", "alice"]),
+                  sg("new", ["dave", "alice", "carol"],
+                     attributes={"owner": [user_dn("carol")]}),
+                  sg("twins", ["alice", "alice2", "bob"]), sg("nobody", []),
+                  sg("alices", ["alice"]), sg("carols", ["carol", "bob"])]
+        return [c.to_json(internal=True) for c in diff(engine, rules, users, groups).changes]
+
+    calls: list[bool] = []
+    fast = Differ._all_added
+
+    def counted(self: Differ, *args: Any) -> bool:
+        calls.append(fast(self, *args))
+        return calls[-1]
+
+    monkeypatch.setattr(Differ, "_all_added", counted)
+    with_fast = plan()
+    assert True in calls  # the fast path planned some groups
+    if stored == ("alice", "dave"):
+        assert False in calls  # users in the store and not: left to the loop
+    monkeypatch.setattr(Differ, "_all_added", lambda *_: False)
+    assert with_fast == plan()
+    assert ("add_member" in {c["op"] for c in with_fast}) == (
+        bool(stored) or members["unknown_users"] != "skip")
+
+
 # -- the fast check of unchanged groups ----------------------------------------------------
 
 
