@@ -8,7 +8,7 @@ with millions of memberships costs a few bytes per membership.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import count
 from typing import cast
@@ -150,19 +150,24 @@ class SourceIndex:
         """A group's position from its external id."""
         return self._group_by_id.get(external_id)
 
-    def member_refs(self, pos: int) -> Iterator[str]:
+    def member_refs(self, pos: int) -> list[str]:
         """The direct member refs of a group, as the connector gave them (for the mirror)."""
-        res = self.members[pos]
-        yield from (self.users[u].ref for u in res.users)
-        yield from (self.groups[g].ref for g in res.groups)
-        yield from res.dangling
+        return self._listed(self.members[pos])
 
-    def owner_refs(self, pos: int) -> Iterator[str]:
+    def owner_refs(self, pos: int) -> list[str]:
         """The owner refs of a group."""
-        res = self.owners[pos]
-        yield from (self.users[u].ref for u in res.users)
-        yield from (self.groups[g].ref for g in res.groups)
-        yield from res.dangling
+        return self._listed(self.owners[pos])
+
+    def _listed(self, res: Resolved) -> list[str]:
+        # users' and groups' refs by position, listed once (the mirror asks for millions)
+        cached = self.__dict__.get("_ref_lists")
+        if cached is None or len(cached[0]) != len(self.users) \
+                or len(cached[1]) != len(self.groups):
+            cached = self.__dict__["_ref_lists"] = ([u.ref for u in self.users],
+                                                    [g.ref for g in self.groups])
+        users, groups = cached
+        return [*map(users.__getitem__, res.users), *map(groups.__getitem__, res.groups),
+                *res.dangling]
 
     def flatten(self, pos: int, nested: bool) -> tuple[set[int], list[list[int]]]:
         """The users of a group, through nested groups when ``nested``; and cycles met.

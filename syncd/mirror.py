@@ -36,13 +36,17 @@ def _user_data(u: SourceUser) -> dict[str, Any]:
 def _group_data(index: SourceIndex, pos: int) -> dict[str, Any]:
     g = index.groups[pos]
     return {"ref": g.ref, "dn": g.dn, "name": g.name, "description": g.description,
-            "attributes": g.attributes, "members": list(index.member_refs(pos)),
-            "owners": list(index.owner_refs(pos))}
+            "attributes": g.attributes, "members": index.member_refs(pos),
+            "owners": index.owner_refs(pos)}
+
+
+# one encoder for every row (json.dumps with options makes one a call)
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _encode(data: dict[str, Any]) -> tuple[str, str]:
     """The row's JSON text and its digest."""
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = _JSON(data)
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest(), text
 
 
