@@ -5,8 +5,9 @@
 Loads the set into a fresh slapd (slapadd, mdb), then in the same run: a raw ``ldapsearch``
 pull of the same entries and attributes (paged, written to /dev/null), a full sync into an
 empty SQLite store, a no-change full sync, and a default (delta) sync after 100 groups were
-changed over LDAP (the ``--changes 100`` copy: modify, modrdn, delete). Each sync runs in a
-fresh interpreter so its peak memory is its own.
+changed over LDAP (the ``--changes 100`` copy: modify, modrdn, delete), three times from
+copies of one store, the median shown. Each sync runs in a fresh interpreter so its peak
+memory is its own.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -31,6 +33,7 @@ PEOPLE = f"ou=people,{SUFFIX}"
 GROUP_ATTRS = ["cn", "description", "entryUUID", "member", "uniqueMember", "owner"]
 USER_ATTRS = ["uid", "mail", "cn", "entryUUID", "nsAccountLock"]
 TARGETS = {"full": 20.0, "nochange": 15.0}
+DELTA_RUNS = 3
 
 CONFIG = """\
 version: 1
@@ -229,7 +232,24 @@ def main() -> None:
         time.sleep(1.1)
         counts = apply_changes(server, base, changed)
         time.sleep(2.1)
-        delta = run_child(config, False)
+        # The same delta run DELTA_RUNS times, each from a copy of the store as the
+        # no-change sync left it (the directory does not change between them): one run
+        # moves too much with the machine to judge the target by.
+        store = work / "store.db"
+        kept = [(Path(f"{store}{suffix}"), work / f"kept{suffix}")
+                for suffix in ("", "-wal", "-shm")]
+        for live, copy in kept:
+            if live.exists():
+                shutil.copyfile(live, copy)
+        deltas = []
+        for _ in range(DELTA_RUNS):
+            for live, copy in kept:
+                live.unlink(missing_ok=True)
+                if copy.exists():
+                    shutil.copyfile(copy, live)
+            deltas.append(run_child(config, False))
+        deltas.sort(key=lambda r: r["total_s"])
+        delta = deltas[len(deltas) // 2]  # the median run
     finally:
         server.stop()
 
@@ -243,7 +263,7 @@ def main() -> None:
     print(f"{'ldapsearch pull (best of 2)':<34} {'':>6} {'':>7} {'':>7} {'':>8} "
           f"{pull:>6.2f}s {pull:>6.2f}s {1.0:>6.1f}x")
     for label, r in (("full sync, empty store", full), ("no-change full sync", nochange),
-                     ("delta sync, 100 groups changed", delta)):
+                     (f"delta, 100 changed (median of {DELTA_RUNS})", delta)):
         print(f"{label:<34} {r['mode']:>6} {r['groups']:>7} {r['users']:>7} {r['changes']:>8} "
               f"{r['read_s']:>6.2f}s {r['total_s']:>6.2f}s {r['total_s'] / pull:>6.1f}x "
               f"{r['peak_mib']:>5} MiB")
@@ -259,8 +279,9 @@ def main() -> None:
         ratio = r["total_s"] / pull
         print(f"  {key}: {ratio:.1f}x the ldapsearch pull (target < {TARGETS[key]:.0f}x) "
               f"{'ok' if ratio < TARGETS[key] else 'OVER'}")
-    print(f"  delta with 100 changes: {delta['total_s']:.2f}s (target < 2 s on medium) "
-          f"{'ok' if delta['total_s'] < 2 else 'OVER'}")
+    runs = ", ".join(f"{r['total_s']:.2f}s" for r in deltas)
+    print(f"  delta with 100 changes: {delta['total_s']:.2f}s, the median of {runs} "
+          f"(target < 2 s on medium) {'ok' if delta['total_s'] < 2 else 'OVER'}")
     peak = max(r["peak_mib"] for r in (full, nochange, delta))
     print(f"  peak memory: {peak} MiB (target < 1024 MiB on large) "
           f"{'ok' if peak < 1024 else 'OVER'}")
