@@ -202,9 +202,9 @@ def _compiled(dialect: Dialect, query: Select[Any]) -> Any:
 
     SQLite runs such a query markedly faster: the diff's read of 1.9 million memberships
     (``group_concat`` with a separator, ``CASE`` with values) took 2.1 s with those values
-    bound and 1.2 s with them as literals (docs/performance.md). Only texts without NUL, integers
-    and NULL are written so, quoted by the dialect's own literal processors; a query with
-    any other value keeps its parameters.
+    bound and 1.2 s with them as literals (docs/performance.md). Only texts without NUL,
+    integers and NULL are written so, quoted by the dialect's own literal processors; a
+    query with any other value keeps its parameters.
     """
     compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     if dialect.name == "sqlite" and all(

@@ -691,8 +691,8 @@ def test_insert_rows_with_shared_values(store_engine: Engine) -> None:
 
 def test_stream_tuples_reads_what_execute_reads(store_engine: Engine) -> None:
     """stream_tuples gives the rows execute gives, for values SQLite gets as literals
-    (quotes, the member-list separator, an IN list, NULL) and for one it cannot
-    (bytes, if the dialect has no literal form for them)."""
+    (quotes, the member-list separator, an IN list, NULL) and for one it keeps bound
+    (bytes, which SQLAlchemy would write as a text literal)."""
     audit = tables["audit"]
     a = audit.c
     stamp = bulk.timestamp(store_engine.dialect, datetime(2026, 11, 23, 5, 0, tzinfo=UTC))
