@@ -186,7 +186,8 @@ class ExistingState:
 
     def member_blocks(self, adopt: frozenset[str] = frozenset(),
                       only: frozenset[str] | None = None) -> Iterator[MemberBlock]:
-        """``memberships``, as one ``MemberBlock`` a group.
+        """``memberships``, as one ``MemberBlock`` a group (a group with a value holding
+        ``SEP`` comes after the others).
 
         Without a digest to fold, the database puts each group's rows together (one row a
         group of text lists, split here in C): the diff of a re-run reads millions of rows,
@@ -209,15 +210,19 @@ class ExistingState:
         query = (select(m.group_id, func.count(), joined(m.user_id), joined(m.role),
                         joined(m.status), joined(flag, ""))
                  .where(self._scope(adopt, only)).group_by(m.group_id).order_by(m.group_id))
+        odd: list[str] = []  # groups with a value holding the separator
         for group_id, count, uids, roles, statuses, flags in stream_tuples(self.conn, query,
                                                                             1000):
             block = MemberBlock(group_id, uids.split(SEP), roles.split(SEP),
                                 statuses.split(SEP), flags)
-            if not (len(block.user_ids) == len(block.roles) == len(block.statuses)
-                    == len(flags) == count):  # a value holding the separator: read rows
-                for _, rows in self.memberships(only=frozenset({group_id})):
-                    block = MemberBlock.of_rows(group_id, rows)
-            yield block
+            if len(block.user_ids) == len(block.roles) == len(block.statuses) \
+                    == len(flags) == count:
+                yield block
+            else:
+                odd.append(group_id)
+        # read row by row, in one query once the stream is done
+        for group_id, rows in self.memberships(only=frozenset(odd)) if odd else ():
+            yield MemberBlock.of_rows(group_id, rows)
 
     def _ours(self) -> ColumnElement[bool]:
         """A membership row this connector made."""
