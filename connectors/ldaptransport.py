@@ -168,69 +168,150 @@ def _classify(exc: Exception, doing: str) -> TransportError:
     return TransportError(f"{doing} failed: {detail}")
 
 
-def _ber_length(buf: bytes, i: int) -> tuple[int, int]:
-    """A BER length at ``buf[i]``: (length, index of the value)."""
-    first = buf[i]
-    if first < 0x80:
-        return first, i + 1
-    n = first & 0x7F
-    return int.from_bytes(buf[i + 1:i + 1 + n], "big"), i + 1 + n
+def message_ends(buf: bytes | bytearray) -> list[int]:
+    """Where each whole LDAP message at the start of ``buf`` ends (BER definite lengths).
+
+    Stops at the first message that is not all there yet, and at anything that is not an
+    LDAPMessage (it goes to ldap3's decoder, which rejects it).
+    """
+    ends: list[int] = []
+    pos, size = 0, len(buf)
+    while pos + 2 <= size:
+        first = buf[pos + 1]
+        if buf[pos] != 0x30:
+            ends.append(size)
+            break
+        if first < 0x80:
+            stop = pos + 2 + first
+        else:
+            n = first & 0x7F
+            if pos + 2 + n > size:
+                break
+            stop = pos + 2 + n + int.from_bytes(buf[pos + 2:pos + 2 + n], "big")
+        if stop > size:
+            break
+        ends.append(stop)
+        pos = stop
+    return ends
 
 
-def decode_entry(buf: bytes) -> tuple[int, dict[str, Any]] | None:
-    """A searchResEntry message without controls as (message id, entry), else None.
+def decode_entry(buf: bytes, start: int = 0, end: int | None = None,
+                 ) -> tuple[int, dict[str, Any]] | None:
+    """The searchResEntry message without controls at ``buf[start:end]`` (the whole of
+    ``buf`` by default) as (message id, entry), else None.
 
     The entry holds the DN as text and raw values under lower-case attribute names. Any
     other message, or anything unexpected, gives None and goes through ldap3's decoder.
+    BER lengths are read inline: this runs once for every entry of every search.
     """
+    if end is None:
+        end = len(buf)
     try:
-        if buf[0] != 0x30:
+        if buf[start] != 0x30:
             return None
-        length, i = _ber_length(buf, 1)
-        end = i + length
-        if end != len(buf) or buf[i] != 0x02:  # one whole message, nothing more or less
+        b = buf[start + 1]
+        if b < 0x80:
+            i = start + 2
+            length = b
+        else:
+            n = b & 0x7F
+            length = int.from_bytes(buf[start + 2:start + 2 + n], "big")
+            i = start + 2 + n
+        if i + length != end:  # one whole message, nothing more or less
             return None
-        length, i = _ber_length(buf, i + 1)
-        message_id = int.from_bytes(buf[i:i + length], "big", signed=True)
-        i += length
+        if buf[i] != 0x02:
+            return None
+        length = buf[i + 1]  # a message id takes at most 4 octets: short form
+        if length > 4:
+            return None
+        message_id = int.from_bytes(buf[i + 2:i + 2 + length], "big", signed=True)
+        i += 2 + length
         if buf[i] != 0x64:  # [APPLICATION 4] searchResEntry
             return None
-        length, i = _ber_length(buf, i + 1)
+        b = buf[i + 1]
+        if b < 0x80:
+            i += 2
+            length = b
+        else:
+            n = b & 0x7F
+            length = int.from_bytes(buf[i + 2:i + 2 + n], "big")
+            i += 2 + n
         if i + length != end:  # controls follow
             return None
         if buf[i] != 0x04:
             return None
-        length, i = _ber_length(buf, i + 1)
-        dn = bytes(buf[i:i + length]).decode("utf-8", "replace")
+        b = buf[i + 1]
+        if b < 0x80:
+            i += 2
+            length = b
+        else:
+            n = b & 0x7F
+            length = int.from_bytes(buf[i + 2:i + 2 + n], "big")
+            i += 2 + n
+        dn = buf[i:i + length].decode("utf-8", "replace")
         i += length
         if buf[i] != 0x30:
             return None
-        length, i = _ber_length(buf, i + 1)
-        attrs_end = i + length
+        b = buf[i + 1]
+        if b < 0x80:
+            i += 2
+            attrs_end = i + b
+        else:
+            n = b & 0x7F
+            attrs_end = i + 2 + n + int.from_bytes(buf[i + 2:i + 2 + n], "big")
+            i += 2 + n
+        if attrs_end != end:
+            return None
         attrs: dict[str, list[bytes]] = {}
         while i < attrs_end:
             if buf[i] != 0x30:
                 return None
-            length, i = _ber_length(buf, i + 1)
-            partial_end = i + length
+            b = buf[i + 1]
+            if b < 0x80:
+                i += 2
+                partial_end = i + b
+            else:
+                n = b & 0x7F
+                partial_end = i + 2 + n + int.from_bytes(buf[i + 2:i + 2 + n], "big")
+                i += 2 + n
             if buf[i] != 0x04:
                 return None
-            length, i = _ber_length(buf, i + 1)
-            name = bytes(buf[i:i + length]).decode("ascii", "replace").lower()
-            i += length
+            length = buf[i + 1]
+            if length >= 0x80:  # attribute names are short
+                return None
+            name = buf[i + 2:i + 2 + length].decode("ascii", "replace").lower()
+            i += 2 + length
             if buf[i] != 0x31:
                 return None
-            length, i = _ber_length(buf, i + 1)
-            set_end = i + length
+            b = buf[i + 1]
+            if b < 0x80:
+                i += 2
+                set_end = i + b
+            else:
+                n = b & 0x7F
+                set_end = i + 2 + n + int.from_bytes(buf[i + 2:i + 2 + n], "big")
+                i += 2 + n
+            if set_end != partial_end:  # a partial attribute is its type and its values
+                return None
             values: list[bytes] = []
+            append = values.append
             while i < set_end:
                 if buf[i] != 0x04:
                     return None
-                length, i = _ber_length(buf, i + 1)
-                values.append(bytes(buf[i:i + length]))
-                i += length
+                b = buf[i + 1]
+                if b < 0x80:
+                    i += 2
+                    append(buf[i:i + b])
+                    i += b
+                else:
+                    n = b & 0x7F
+                    length = int.from_bytes(buf[i + 2:i + 2 + n], "big")
+                    i += 2 + n
+                    append(buf[i:i + length])
+                    i += length
+            if i != set_end:
+                return None
             attrs[name] = values
-            i = partial_end
         if i != attrs_end:
             return None
     except IndexError:
@@ -238,12 +319,19 @@ def decode_entry(buf: bytes) -> tuple[int, dict[str, Any]] | None:
     return message_id, {"type": "searchResEntry", "dn": dn, "raw_attributes": attrs}
 
 
+# Bytes asked of the socket at a time (ldap3 asks 4,096): a page of entries is often
+# hundreds of kilobytes.
+RECEIVE_SIZE = 1 << 16
+
+
 class _RawSyncStrategy(SyncStrategy):  # type: ignore[misc]
     """ldap3's synchronous strategy, decoding search entries to raw values only.
 
     ldap3 builds every entry twice (raw bytes, and text through a per-value config lookup)
-    with a general BER decoder; on a large directory that is most of the run. Entries are
-    decoded here in one pass; every other message goes the usual way.
+    with a general BER decoder, and cuts each message off its receive buffer with a copy of
+    the rest; on a large directory that is most of the run. Here messages are cut by offset
+    and entries decoded in one pass; every other message goes the usual way. There is no
+    SASL security layer to unwrap: syncd binds simple, anonymous or with SASL EXTERNAL.
     """
 
     def decode_response_fast(self, ldap_message: dict[str, Any]) -> dict[str, Any]:
@@ -256,22 +344,45 @@ class _RawSyncStrategy(SyncStrategy):  # type: ignore[misc]
                     bytes(a[3][0][3]).decode("ascii", "replace").lower():
                         [bytes(v[3]) for v in a[3][1][3]] for a in attributes}}
 
+    def _receive(self) -> bytes:
+        """The next bytes from the socket (empty when the server closed it); errors as
+        ldap3's ``receiving`` raises them."""
+        try:
+            data: bytes = self.connection.socket.recv(RECEIVE_SIZE)
+        except (OSError, AttributeError) as exc:
+            self.connection.last_error = f"error receiving data: {exc}"
+            with contextlib.suppress(OSError, lx.LDAPExceptionError):
+                self.close()
+            raise lx.communication_exception_factory(lx.LDAPSocketReceiveError, type(exc)(
+                str(exc)))(self.connection.last_error) from None
+        return data
+
     def _get_response(self, message_id: int, timeout: int) -> Any:
-        """ldap3's SyncStrategy._get_response (2.9.1), with entries decoded by
-        ``decode_entry``."""
+        """ldap3's SyncStrategy._get_response (2.9.1), with messages cut by offset and
+        entries decoded by ``decode_entry``."""
         out: list[Any] = []
-        complete = False
-        while not complete:
-            responses = self.receiving()
-            if not responses:
+        pending = bytearray()
+        while True:
+            data = self._receive()
+            if not data:
                 return SESSION_TERMINATED_BY_SERVER
-            for response in responses:
-                if not response:
-                    continue
-                fast = decode_entry(response)
+            pending += data
+            ends = message_ends(pending)
+            if not ends:
+                continue
+            with memoryview(pending) as view:
+                block = bytes(view[:ends[-1]])
+            del pending[:ends[-1]]
+            complete = False
+            start = 0
+            for stop in ends:
+                fast = decode_entry(block, start, stop)
                 if fast is not None and fast[0] == message_id:
                     out.append(fast[1])
+                    start = stop
                     continue
+                response = block[start:stop]
+                start = stop
                 try:
                     ldap_resp = decode_message_fast(response)
                     decoded = self.decode_response_fast(ldap_resp)
@@ -290,8 +401,9 @@ class _RawSyncStrategy(SyncStrategy):  # type: ignore[misc]
                 else:
                     self.connection.last_error = "invalid or unsolicited message received"
                     raise lx.LDAPSocketReceiveError(self.connection.last_error)
-        out.append(RESPONSE_COMPLETE)
-        return out
+            if complete:
+                out.append(RESPONSE_COMPLETE)
+                return out
 
 
 def _use_raw_strategy(conn: Connection) -> None:
