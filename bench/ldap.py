@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -247,6 +248,9 @@ def main() -> None:
                 live.unlink(missing_ok=True)
                 if copy.exists():
                     shutil.copyfile(copy, live)
+            # Write the copy out now: else the run's first fsync (SQLite's new WAL) waits
+            # for the file system to write hundreds of megabytes of this copy.
+            os.sync()
             deltas.append(run_child(config, False))
         deltas.sort(key=lambda r: r["total_s"])
         delta = deltas[len(deltas) // 2]  # the median run
