@@ -57,7 +57,8 @@ class DiffResult:
     # rule name -> (groups, memberships) it manages now
     managed_by_rule: dict[str, tuple[int, int]] = field(default_factory=dict)
     # False when the membership counts were left out: a delta run that plans no member
-    # removal (the one check that reads them) does not count the groups it did not read
+    # removal, or has no percentage limit on them (the one check that reads the counts),
+    # does not count the groups it did not read
     members_counted: bool = True
 
 
@@ -409,13 +410,16 @@ class Differ:
 
     # -- the whole diff ---------------------------------------------------------------------
 
-    def run(self, desired: list[DesiredGroup], touched: Touched | None = None) -> DiffResult:
+    def run(self, desired: list[DesiredGroup], touched: Touched | None = None, *,
+            share_limits: bool = True) -> DiffResult:
         """Compute every change; reads the existing memberships stream to its end.
 
         With ``touched`` (a delta run whose mirror the same rules made), only the members
         of the groups the delta can have moved are compared (``_affected``), and of new and
         adopted groups; the others are as the last sync left them. Changes made in the
-        store since then by hand are put right by the next full run.
+        store since then by hand are put right by the next full run. Such a run counts the
+        memberships of the groups it did not read only when ``share_limits`` says that a
+        limit on member removals is a percentage (which needs them).
         """
         store_users = self.existing.users
         # Each source user's store id (None where unknown to the store), and the store ids
@@ -487,9 +491,10 @@ class Differ:
         self.result.warnings.extend(summarise_dangling(
             unresolved, code="dangling_role", what="role value(s) (e.g. owner DNs)"))
         if compare is not None:
-            # The memberships of groups not read, counted by the database; only a limit on
-            # member removals uses the counts, so a delta that removes none skips it.
-            if any(type(c) is RemoveMember for c in self.result.changes):
+            # The memberships of groups not read, counted by the database; only a
+            # percentage limit on member removals uses the counts, so a delta that removes
+            # none, or has no such limit, skips it.
+            if share_limits and any(type(c) is RemoveMember for c in self.result.changes):
                 for rule_name, count in self.existing.member_counts().items():
                     self._by_rule_members[rule_name] += count
                     managed_members += count

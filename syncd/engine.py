@@ -234,7 +234,8 @@ class SyncEngine:
             touched = (pulled.touched if mirrored is not None and mirrored.rules == rules_digest
                        and not opts.state_digest else None)
             diff = Differ(name, pulled.index, applicable, resolver, existing).run(
-                desired, touched)
+                desired, touched,
+                share_limits=safety.member_share_limit(self.config.safety, applicable))
             cp.changes, cp.warnings = diff.changes, diff.warnings
             cp.managed_groups, cp.managed_members = diff.managed_groups, diff.managed_members
             cp.managed_by_rule = diff.managed_by_rule

@@ -38,6 +38,14 @@ def _limit_check(cp: ConnectorPlan, check: str, ops: tuple[str, ...], global_lim
     return out
 
 
+def member_share_limit(safety: SafetyConfig, rules: list[Rule]) -> bool:
+    """True when a limit on member removals, global or a rule's, is a percentage: the
+    check then needs the count of every membership the connector manages."""
+    limits = [safety.max_member_removals,
+              *(r.safety.max_member_removals for r in rules if r.safety)]
+    return any(isinstance(limit, str) for limit in limits)
+
+
 def check(cp: ConnectorPlan, safety: SafetyConfig, rules: list[Rule],
           last_snapshot_groups: int | None) -> list[Blocked]:
     """Every tripped check of a connector's plan (empty when it may be applied)."""

@@ -77,7 +77,8 @@ def rule(name: str = "r", **kw: Any) -> Rule:
 
 
 def diff(engine: Engine, rules: list[Rule], users: list[SourceUser],
-         groups: list[SourceGroup], touched: Touched | None = None) -> DiffResult:
+         groups: list[SourceGroup], touched: Touched | None = None, *,
+         share_limits: bool = True) -> DiffResult:
     """Plan the source against the store, as the engine does for one connector (with
     ``touched``, as for a delta run)."""
     index = SourceIndex.build(users, groups)
@@ -86,7 +87,8 @@ def diff(engine: Engine, rules: list[Rule], users: list[SourceUser],
         applicable = rules_for(rules, CONNECTOR)
         wanted = list(desired_groups(applicable, CONNECTOR, Evaluator(index, normalise_dn)))
         resolver = MemberResolver(index, normalise_dn, [])
-        result = Differ(CONNECTOR, index, applicable, resolver, existing).run(wanted, touched)
+        result = Differ(CONNECTOR, index, applicable, resolver, existing).run(
+            wanted, touched, share_limits=share_limits)
     for change in result.changes:  # the diff never plans a change twice
         assert result.changes.count(change) == 1, change
     return result
@@ -896,6 +898,13 @@ def test_a_delta_compares_only_the_groups_it_reaches(engine: Engine) -> None:
     assert ops(removal) == [("remove_member", "loud", "cat"), ("remove_member", "outer", "cat")]
     assert removal.members_counted
     assert (removal.managed_members, removal.managed_by_rule) == (4, {"r": (3, 4)})
+    # no percentage limit on member removals: the same plan, nothing counted
+    uncounted = diff(engine, rules, users, [*groups()[:1], sg("loud", []), *groups()[2:]],
+                     Touched(users=set(), groups={"gid-loud"}, removed_users=set(),
+                             removed_groups=set()), share_limits=False)
+    assert ops(uncounted) == ops(removal)
+    assert not uncounted.members_counted
+    assert uncounted.managed_members < removal.managed_members
 
 
 # -- membership rows read per group ---------------------------------------------------------
