@@ -24,9 +24,11 @@ scope) are found by an id-only scan of both bases against the ids kept in the cu
 from __future__ import annotations
 
 import base64
+import contextvars
 import gc
 import hashlib
 import json
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -54,7 +56,14 @@ from syncd.config.types import Duration
 from syncd.connector import Connector, ConnectorConfig
 from syncd.durations import parse_duration
 from syncd.errors import SourceError
-from syncd.source import NAME_REF_PREFIX, Delta, Snapshot, SourceGroup, SourceUser
+from syncd.source import (
+    NAME_REF_PREFIX,
+    Delta,
+    Removals,
+    Snapshot,
+    SourceGroup,
+    SourceUser,
+)
 
 log = structlog.get_logger("syncd.connectors.ldap")
 
@@ -153,6 +162,33 @@ def unpack_ids(text: str) -> set[str]:
     """The ids packed by ``pack_ids``."""
     raw = zlib.decompress(base64.b64decode(text)).decode("utf-8")
     return set(raw.split("\n")) if raw else set()
+
+
+class _Background:
+    """``work`` run in a thread, with this thread's context (log fields); ``result``
+    waits for it and returns what it returned or raises what it raised."""
+
+    def __init__(self, work: Callable[[], T]) -> None:
+        self._work = work
+        self._outcome: tuple[bool, Any] = (False, None)
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._run,),
+                                        name="syncd-ldap-scan", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._outcome = (True, self._work())
+        except BaseException as exc:  # handed to the caller of result()
+            self._outcome = (False, exc)
+
+    def result(self) -> Any:
+        """What the work returned; raise what it raised."""
+        self._thread.join()
+        done, value = self._outcome
+        if not done:
+            raise value
+        return value
 
 
 def _generalized_time(when: datetime) -> str:
@@ -384,6 +420,15 @@ class LdapConnector(Connector):
 
     def delta(self, cursor: dict[str, Any]) -> Delta | None:
         """Changes since ``cursor``; None (a full run) when the cursor does not fit."""
+        delta = self.begin_delta(cursor)
+        if delta is not None:
+            delta.settle()
+        return delta
+
+    def begin_delta(self, cursor: dict[str, Any]) -> Delta | None:
+        """``delta``, returned once the changed entries are read: the id-only scans that
+        find removals go on in a thread, on a connection of their own, while the engine
+        reads the mirror (most of a scan's time is the server's)."""
         kind = "usn" if self.ad else "timestamp"
         if cursor.get("version") != CURSOR_VERSION or cursor.get("kind") != kind \
                 or cursor.get("fingerprint") != self.fingerprint():
@@ -417,17 +462,23 @@ class LdapConnector(Connector):
                 nameless.append(mapper.id_or_fallback(attrs, ndn, "user"))
             else:
                 users.append(user)
-        group_ids = self._scan_ids(t, mapper, self.groups_scope, "group")
-        user_ids = self._scan_ids(t, mapper, self.users_scope, "user")
-        removed_groups = unpack_ids(cursor["group_ids"]) - group_ids
-        removed_users = (unpack_ids(cursor["user_ids"]) - user_ids) | set(nameless)
-        user_ids -= set(nameless)
-        new_cursor = self._cursor(started, ad_state, user_ids, group_ids)
         users.extend(self._outside_members(t, mapper, groups))
-        log.info("ldap.delta", changed_groups=len(groups), changed_users=len(users),
-                 removed_groups=len(removed_groups), removed_users=len(removed_users))
-        return Delta(users=users, groups=groups, removed_users=sorted(removed_users),
-                     removed_groups=sorted(removed_groups), cursor=new_cursor)
+        scans = _Background(lambda: self._attempt(lambda s: (
+            self._scan_ids(s, mapper, self.groups_scope, "group"),
+            self._scan_ids(s, mapper, self.users_scope, "user"))))
+
+        def removals() -> Removals:
+            group_ids, user_ids = scans.result()
+            removed_groups = unpack_ids(cursor["group_ids"]) - group_ids
+            removed_users = (unpack_ids(cursor["user_ids"]) - user_ids) | set(nameless)
+            user_ids -= set(nameless)
+            log.info("ldap.delta", changed_groups=len(groups), changed_users=len(users),
+                     removed_groups=len(removed_groups), removed_users=len(removed_users))
+            return (sorted(removed_users), sorted(removed_groups),
+                    self._cursor(started, ad_state, user_ids, group_ids))
+
+        return Delta(users=users, groups=groups, removed_users=[], removed_groups=[],
+                     cursor={}, pending=removals)
 
     def _scan_ids(self, t: Transport, mapper: Mapper, scope: _Scope, kind: str) -> set[str]:
         """The ids of every entry in ``scope``, asking for the id attribute only."""

@@ -71,6 +71,12 @@ class Connector:
         """Changes since ``cursor``, or None when a full snapshot is needed instead."""
         return None
 
+    def begin_delta(self, cursor: dict[str, Any]) -> Delta | None:
+        """``delta``, except that the delta may still be finding its removals when it is
+        returned (``Delta.settle`` waits for them), so that the engine can read the mirror
+        meanwhile. The engine calls this one."""
+        return self.delta(cursor)
+
     def test_connection(self) -> dict[str, Any]:
         """Connect, count groups and users in scope, and report timings."""
         raise NotImplementedError

@@ -140,11 +140,10 @@ class SyncEngine:
             # the rules read now (a rule change may need one the last pull did not fetch).
             if not opts.full and cursor is not None and connector.supports_delta \
                     and mirrored is not None and not mirrored.missing(needed):
-                delta = connector.delta(cursor)
+                delta = connector.begin_delta(cursor)
                 if delta is not None:
-                    users, groups, touched = mirror.with_delta(conn, name, delta)
-                    return Pulled(SourceIndex.build(users, groups), "delta", delta.cursor,
-                                  touched=touched)
+                    index, touched = mirror.with_delta(conn, name, delta)
+                    return Pulled(index, "delta", delta.cursor, touched=touched)
         snap = connector.snapshot()
         return Pulled(SourceIndex.build(snap.users, snap.groups), "full", snap.cursor)
 

@@ -75,15 +75,38 @@ class SourceIndex:
         """Add one group; its member refs are interned and its ``members`` and ``owners``
         lists are emptied in place (the index keeps them compactly; build from fresh
         objects)."""
+        members, owners = self._intern(group.members), self._intern(group.owners)
+        group.members = []
+        group.owners = []
+        self._place(group, members, owners)
+
+    def _place(self, group: SourceGroup, members: array[int], owners: array[int]) -> None:
         pos = len(self.groups)
         self._group_by_ref.setdefault(group.ref, pos)
         self._group_by_id.setdefault(group.external_id, pos)
         self._group_by_name.setdefault(group.name.casefold(), []).append(pos)
-        self._raw_members.append(self._intern(group.members))
-        self._raw_owners.append(self._intern(group.owners))
-        group.members = []
-        group.owners = []
+        self._raw_members.append(members)
+        self._raw_owners.append(owners)
         self.groups.append(group)
+
+    def drop(self, user_ids: set[str], group_ids: set[str]) -> None:
+        """Take out the users and groups added so far with these external ids; look-ups
+        then find what they would have found had those never been added. Only before
+        ``resolve``."""
+        if self.members or self.owners:
+            raise RuntimeError("SourceIndex.drop after resolve")
+        if user_ids and any(u.external_id in user_ids for u in self.users):
+            users = [u for u in self.users if u.external_id not in user_ids]
+            self.users, self._user_by_ref, self._user_by_name = [], {}, {}
+            for user in users:
+                self.add_user(user)
+        if group_ids and any(g.external_id in group_ids for g in self.groups):
+            kept = [(g, self._raw_members[pos], self._raw_owners[pos])
+                    for pos, g in enumerate(self.groups) if g.external_id not in group_ids]
+            self.groups, self._raw_members, self._raw_owners = [], [], []
+            self._group_by_ref, self._group_by_id, self._group_by_name = {}, {}, {}
+            for group, members, owners in kept:
+                self._place(group, members, owners)
 
     def _resolve_list(self, raw: array[int]) -> Resolved:
         if self._user_at is not None:

@@ -7,9 +7,10 @@ digest, so a re-run rewrites only the entries that changed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -116,29 +117,38 @@ class Touched:
 
 
 def with_delta(conn: Connection, connector: str, delta: Delta,
-               ) -> tuple[Iterable[SourceUser], Iterable[SourceGroup], Touched]:
-    """The mirror with a delta laid over it: the current complete picture, as streams, and
-    which entries the delta touched."""
+               ) -> tuple[SourceIndex, Touched]:
+    """The mirror with a delta laid over it: the current complete picture, as a source
+    index, and which entries the delta touched.
+
+    The delta may still be finding its removals (``Delta.settle``): the mirror is read
+    meanwhile, and the entries it removes are taken out before references are resolved.
+    """
     changed_users = {u.external_id: u for u in delta.users}
     changed_groups = {g.external_id: g for g in delta.groups}
+    index = SourceIndex()
+    try:
+        for u in iter_users(conn, connector):
+            if u.external_id not in changed_users:
+                index.add_user(u)
+        for u in changed_users.values():
+            index.add_user(u)
+        for g in iter_groups(conn, connector):
+            if g.external_id not in changed_groups:
+                index.add_group(g)
+        for g in changed_groups.values():
+            index.add_group(g)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the store's error is the one to report
+            delta.settle()
+        raise
+    delta.settle()
     touched = Touched(set(changed_users), set(changed_groups), set(delta.removed_users),
                       set(delta.removed_groups))
-
-    def users() -> Iterator[SourceUser]:
-        for u in iter_users(conn, connector):
-            if u.external_id not in touched.removed_users \
-                    and u.external_id not in changed_users:
-                yield u
-        yield from changed_users.values()
-
-    def groups() -> Iterator[SourceGroup]:
-        for g in iter_groups(conn, connector):
-            if g.external_id not in touched.removed_groups \
-                    and g.external_id not in changed_groups:
-                yield g
-        yield from changed_groups.values()
-
-    return users(), groups(), touched
+    # a changed entry is kept even if the scan no longer saw it (it went meanwhile)
+    index.drop(touched.removed_users - touched.users, touched.removed_groups - touched.groups)
+    index.resolve()
+    return index, touched
 
 
 def _replace_rows(conn: Connection, table: Any, connector: str, ids: set[str],

@@ -8,7 +8,7 @@ carries its own ``ref``; the engine resolves references through those.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,13 +60,32 @@ class Snapshot:
     cursor: dict[str, Any] | None = None
 
 
+# What a delta still finding its removals gives once done: removed user ids, removed group
+# ids, and the new cursor.
+Removals = tuple[Iterable[str], Iterable[str], dict[str, Any]]
+
+
 @dataclass
 class Delta:
-    """Changes since a cursor: changed or new entries, removed external ids, the new cursor."""
+    """Changes since a cursor: changed or new entries, removed external ids, the new cursor.
+
+    A connector may return it from ``begin_delta`` while it is still finding the removals
+    (a scan of the source): ``pending`` then gives them, and the cursor, and ``settle``
+    fills them in. Until then ``removed_users``, ``removed_groups`` and ``cursor`` are not
+    to be read.
+    """
 
     users: Iterable[SourceUser]
     groups: Iterable[SourceGroup]
     removed_users: Iterable[str]
     removed_groups: Iterable[str]
     cursor: dict[str, Any]
+    pending: Callable[[], Removals] | None = field(default=None, repr=False)
+
+    def settle(self) -> None:
+        """Wait for removals still being found, and fill them in (raises what finding
+        them raised, a ``SourceError`` when the source failed)."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            self.removed_users, self.removed_groups, self.cursor = pending()
 

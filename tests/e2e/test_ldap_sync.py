@@ -186,6 +186,9 @@ class CuttingProxy:
         self.upstream = port
         self.cut_after: int | None = None
         self.on_cut: Callable[[], None] | None = None  # e.g. kill the server instead
+        # cut only connections from the nth on (0: all), counted from this being set
+        self.cut_from = 0
+        self.connections = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.cuts = 0
@@ -197,6 +200,7 @@ class CuttingProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
+            self.connections += 1
             try:
                 server = socket.create_connection(("127.0.0.1", self.upstream))
             except OSError:
@@ -204,7 +208,8 @@ class CuttingProxy:
                 continue
             threading.Thread(target=self._pump, args=(client, server, None),
                              daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, self.cut_after),
+            cut = self.cut_after if self.connections > self.cut_from else None
+            threading.Thread(target=self._pump, args=(server, client, cut),
                              daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket, limit: int | None) -> None:
@@ -239,6 +244,10 @@ def _break(how: str, server: Slapd, proxy: CuttingProxy, config: Path) -> str:
         server.stop()
     elif how == "dropped":
         proxy.cut_after = 1500
+    elif how == "scan_dropped":
+        # the run's first connection reads the changes; the scans for removals run on
+        # their own connections (one a try), after the run has begun reading the mirror
+        proxy.cut_after, proxy.cut_from, proxy.connections = 1500, 1, 0
     elif how == "killed":
         proxy.cut_after = 1500
         proxy.on_cut = server.kill
@@ -258,6 +267,7 @@ def _break(how: str, server: Slapd, proxy: CuttingProxy, config: Path) -> str:
     ("down", "cannot connect"),
     ("bind_refused", "bind refused"),
     ("dropped", "connection lost"),
+    ("scan_dropped", "connection lost"),
     ("killed", "connection lost|cannot connect"),
     ("size_limit", "size limit exceeded"),
     ("referral", "unexpected referral"),
@@ -282,8 +292,10 @@ def test_outage_fails_the_run_and_changes_nothing(server: Slapd, tmp_path: Path,
         assert "\n" not in error
         for secret in (ROOT_PW, LIMITED_PW, "not-the-password"):
             assert secret not in result.stdout + result.stderr
-        if how in ("dropped", "killed"):
+        if how in ("dropped", "scan_dropped", "killed"):
             assert proxy.cuts >= 1
+        if how == "scan_dropped":  # the first connection was not cut
+            assert proxy.connections >= 3 and proxy.cuts == proxy.connections - 1
         if how == "killed":
             assert not server.running
         # in table form too: one line naming the connector
@@ -291,7 +303,7 @@ def test_outage_fails_the_run_and_changes_nothing(server: Slapd, tmp_path: Path,
         assert table.code == 1 and "corp" in table.stdout + table.stderr
         if how in ("down", "killed"):
             server.start()
-        proxy.cut_after, proxy.on_cut = None, None
+        proxy.cut_after, proxy.on_cut, proxy.cut_from = None, None, 0
         assert store_state(config) == before
         assert cursor(config) == kept
         audit = syncd(config, "audit", "--format", "json")

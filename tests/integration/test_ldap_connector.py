@@ -304,6 +304,54 @@ def test_delta_returns_changes_renames_and_deletions(server: Slapd, tmp_path: Pa
         [], [], [])
 
 
+def test_the_scan_for_removals_fails_or_retries_after_the_delta_is_begun(
+        server: Slapd, tmp_path: Path) -> None:
+    time.sleep(2.1)
+    full = make(server, tmp_path).snapshot()
+    assert full.cursor is not None
+    time.sleep(1.1)
+    server.connection().delete(f"cn=spare,{GROUPS}")  # type: ignore[attr-defined]
+    time.sleep(2.1)
+    scans: list[str] = []
+
+    class Killing(Ldap3Transport):
+        """The first id-only scan (its filter asks for no change time) kills the server;
+        a new connection starts it again."""
+
+        def __init__(self, endpoint: Endpoint) -> None:
+            if not server.running:
+                server.start()
+            super().__init__(endpoint)
+
+        def search_paged(self, base: str, scope: Scope, filter: str,
+                         attributes: list[str]) -> Iterator[tuple[str, dict[str, list[bytes]]]]:
+            for n, item in enumerate(super().search_paged(base, scope, filter, attributes)):
+                if "modifyTimestamp" not in filter and n == 5:  # on the second page
+                    scans.append(base)
+                    if len(scans) == 1:
+                        server.kill()
+                yield item
+
+    conn = make(server, tmp_path)
+    conn.transport_factory = Killing  # type: ignore[misc]
+    delta = conn.begin_delta(full.cursor)
+    assert delta is not None and delta.pending is not None  # the scans go on meanwhile
+    assert sorted(g.name for g in delta.groups) == []
+    with pytest.raises(SourceError, match=r"corp.*connection lost"):
+        delta.settle()
+    assert scans == [GROUPS]
+    # with a retry, the scans start again on a new connection and the delta completes
+    conn = make(server, tmp_path, retries=1)
+    conn.transport_factory = Killing  # type: ignore[misc]
+    scans.clear()
+    begun = conn.begin_delta(full.cursor)
+    assert begun is not None
+    begun.settle()
+    assert scans == [GROUPS, GROUPS, PEOPLE]  # killed once, then both scans whole
+    assert list(begun.removed_groups) == [uid_for("group-spare")]
+    assert begun.cursor["kind"] == "timestamp"
+
+
 def test_cursor_of_another_configuration_means_a_full_run(server: Slapd,
                                                           tmp_path: Path) -> None:
     full = make(server, tmp_path).snapshot()

@@ -64,3 +64,57 @@ def test_resolution_equals_a_lookup_per_ref(members: list[list[str]],
     index = SourceIndex.build(users, groups)
     for pos, refs in enumerate(members):
         assert as_lists(index.members[pos]) == plain_resolution(index, refs)
+
+
+def snapshot_of(index: SourceIndex) -> list[object]:
+    """Everything the engine reads of an index, with positions turned into external ids."""
+    def ids(res: Resolved) -> tuple[list[str], list[str], list[str]]:
+        return ([index.users[p].external_id for p in res.users],
+                [index.groups[p].external_id for p in res.groups], list(res.dangling))
+
+    refs = USER_REFS + GROUP_REFS + OTHER_REFS
+    return [[(u.external_id, u.user_name) for u in index.users],
+            [g.external_id for g in index.groups],
+            [ids(res) for res in index.members], [ids(res) for res in index.owners],
+            [index.lookup(ref)[0] for ref in refs],
+            [(kind, (index.users if kind == "user" else index.groups)[pos].external_id)
+             for kind, pos in map(index.lookup, refs) if kind is not None],
+            [index.find_group(name) for name in ("g0", "g1", "g2")]]
+
+
+@given(members=member_lists, dropped_users=st.sets(st.integers(0, 6)),
+       dropped_groups=st.sets(st.integers(0, 3)))
+# the first of two users with one ref and name dropped: the second is found instead
+@example(members=[[USER_REFS[0]], [], []], dropped_users={0}, dropped_groups=set())
+# the first of two groups with one ref and name dropped
+@example(members=[[GROUP_REFS[0]], [USER_REFS[1]], []], dropped_users=set(),
+         dropped_groups={0})
+def test_dropping_entries_equals_never_adding_them(members: list[list[str]],
+                                                   dropped_users: set[int],
+                                                   dropped_groups: set[int]) -> None:
+    def users() -> list[SourceUser]:
+        # u0 twice (two ids, one ref and user name), as a deleted and re-created entry
+        return [SourceUser(external_id="id-u0-old", ref=USER_REFS[0], user_name="u0"),
+                *(SourceUser(external_id=f"id-u{i}", ref=ref, user_name=f"u{i}")
+                  for i, ref in enumerate(USER_REFS))]
+
+    def groups() -> list[SourceGroup]:
+        made = [SourceGroup(external_id="id-g0-old", ref=GROUP_REFS[0], dn=GROUP_REFS[0],
+                            name="g0", members=[USER_REFS[2]], owners=[USER_REFS[3]])]
+        made += [SourceGroup(external_id=f"id-g{i}", ref=ref, dn=ref, name=f"g{i}",
+                             members=list(refs), owners=refs[:1])
+                 for i, (ref, refs) in enumerate(zip(GROUP_REFS, members, strict=True))]
+        return made
+
+    gone_users = {u.external_id for i, u in enumerate(users()) if i in dropped_users}
+    gone_groups = {g.external_id for i, g in enumerate(groups()) if i in dropped_groups}
+    index = SourceIndex()
+    for user in users():
+        index.add_user(user)
+    for group in groups():
+        index.add_group(group)
+    index.drop(gone_users, gone_groups)
+    index.resolve()
+    never = SourceIndex.build([u for u in users() if u.external_id not in gone_users],
+                              [g for g in groups() if g.external_id not in gone_groups])
+    assert snapshot_of(index) == snapshot_of(never)
