@@ -725,3 +725,36 @@ def test_new_ids_are_random_version_4_uuids() -> None:
         parsed = uuid.UUID(value)
         assert (str(parsed), parsed.version, parsed.variant) == (value, 4, uuid.RFC_4122)
     assert new_ids(0) == []
+
+
+def test_the_mirror_reads_back_what_it_stored_and_user_rows_of_earlier_versions(
+        store_engine: Engine) -> None:
+    """Users are stored as JSON lists now; rows stored as objects (before) still read."""
+    from syncd import mirror
+    from syncd.index import SourceIndex
+    from syncd.source import Delta, SourceGroup, SourceUser
+
+    def users() -> list[SourceUser]:
+        return [SourceUser("id-ann", "uid=ann,dc=x", "ann", "ann@x.org", "Ann Ö", False, True),
+                SourceUser("id-bob", "uid=bob,dc=x", "bob", None, None, True, False)]
+
+    def groups() -> list[SourceGroup]:
+        return [SourceGroup("id-g", "cn=g,dc=x", "cn=G,dc=x", "g", "d", {"owner": ["x"]},
+                            ["uid=ann,dc=x", "uid=bob,dc=x", "uid=gone,dc=x"], [])]
+
+    with store_engine.begin() as conn:
+        mirror.store_snapshot(conn, "c", SourceIndex.build(users(), groups()), frozenset())
+        # bob's row as versions before wrote it: an object
+        m = tables["mirror_users"].c
+        old = {"ref": "uid=bob,dc=x", "user_name": "bob", "email": None,
+               "display_name": None, "disabled": True, "external": False}
+        conn.execute(update(tables["mirror_users"]).where(m.external_id == "id-bob")
+                     .values(data=old))
+    with store_engine.connect() as conn:
+        assert list(mirror.iter_users(conn, "c")) == users()
+        index, touched = mirror.with_delta(conn, "c", Delta(
+            users=[], groups=[], removed_users=["id-bob"], removed_groups=[], cursor={}))
+    assert [u.user_name for u in index.users] == ["ann"]
+    assert touched.removed_users == {"id-bob"}
+    assert index.member_refs(0) == ["uid=ann,dc=x", "uid=bob,dc=x", "uid=gone,dc=x"]
+    assert index.members[0].dangling == ["uid=bob,dc=x", "uid=gone,dc=x"]
