@@ -7,11 +7,13 @@ with millions of memberships costs a few bytes per membership.
 
 from __future__ import annotations
 
+import marshal
+import sys
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import count
-from typing import cast
+from typing import Any, cast
 
 from syncd.source import NAME_REF_PREFIX, SourceGroup, SourceUser
 
@@ -23,6 +25,15 @@ class Resolved:
     users: array[int] = field(default_factory=lambda: array("i"))
     groups: array[int] = field(default_factory=lambda: array("i"))
     dangling: list[str] = field(default_factory=list)
+
+
+# SourceUser's and SourceGroup's fields in the order of their constructors (what ``saved``
+# keeps; a group's members and owners are kept as numbered refs).
+_USER_FIELDS = ("external_id", "ref", "user_name", "email", "display_name", "disabled",
+                "external")
+_GROUP_FIELDS = ("external_id", "ref", "dn", "name", "description", "attributes")
+# marshal's format may change between Python versions: such data is not read
+_SAVED_HEADER = f"syncd-index 1 {sys.version_info[0]}.{sys.version_info[1]}\n".encode()
 
 
 class SourceIndex:
@@ -140,11 +151,47 @@ class SourceIndex:
             self._user_at = dict(zip(numbers, map(self._user_by_ref.get, refs), strict=True))
         self.members = [self._resolve_list(raw) for raw in self._raw_members]
         self.owners = [self._resolve_list(raw) for raw in self._raw_owners]
-        self._raw_members = []
-        self._raw_owners = []
-        self._refs = {}
+        # the refs as numbered and the groups' numbers stay: ``saved`` writes them
         self._ref_of = {}
         self._user_at = None
+
+    # -- saving -----------------------------------------------------------------------------
+
+    def saved(self) -> bytes:
+        """The index as added, before resolution, in one value (``from_saved`` reads it):
+        users and groups column by column and member refs as numbers, which load many
+        times faster than the mirror's rows."""
+        users, groups = self.users, self.groups
+        state: Any = (list(self._refs), list(self._refs.values()),
+                 *([getattr(u, name) for u in users] for name in _USER_FIELDS),
+                 *([getattr(g, name) for g in groups] for name in _GROUP_FIELDS),
+                 [raw.tobytes() for raw in self._raw_members],
+                 [raw.tobytes() for raw in self._raw_owners])
+        return _SAVED_HEADER + marshal.dumps(state)
+
+    @classmethod
+    def from_saved(cls, data: bytes) -> SourceIndex | None:
+        """An index as ``saved`` left it, not yet resolved (more may be added or dropped);
+        None when ``data`` was written in another format or by another Python version."""
+        if not data.startswith(_SAVED_HEADER):
+            return None
+        nu, ng = len(_USER_FIELDS), len(_GROUP_FIELDS)
+        index = cls()
+        try:
+            # the store's own data, which only syncd writes (as trusted as every other row)
+            state = marshal.loads(memoryview(data)[len(_SAVED_HEADER):])  # noqa: S302
+            refs, numbers = state[0], state[1]
+            for user in map(SourceUser, *state[2:2 + nu]):
+                index.add_user(user)
+            index._refs = dict(zip(refs, numbers, strict=True))
+            index._numbers = count(max(numbers, default=-1) + 1)
+            for group, members, owners in zip(map(SourceGroup, *state[2 + nu:2 + nu + ng]),
+                                              state[2 + nu + ng], state[3 + nu + ng],
+                                              strict=True):
+                index._place(group, array("i", members), array("i", owners))
+        except (ValueError, EOFError, TypeError, IndexError):  # damaged: read the rows
+            return None
+        return index
 
     # -- look-ups ---------------------------------------------------------------------------
 

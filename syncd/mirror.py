@@ -26,6 +26,7 @@ from syncd.store.schema import tables, utcnow
 MIRROR_STATE = tables["mirror_state"]
 MIRROR_USERS = tables["mirror_users"]
 MIRROR_GROUPS = tables["mirror_groups"]
+MIRROR_INDEX = tables["mirror_index"]
 BATCH = 2000
 
 
@@ -125,21 +126,26 @@ def with_delta(conn: Connection, connector: str, delta: Delta,
     """The mirror with a delta laid over it: the current complete picture, as a source
     index, and which entries the delta touched.
 
-    The delta may still be finding its removals (``Delta.settle``): the mirror is read
+    The mirror is read from its saved index where that is current, else row by row. The
+    delta may still be finding its removals (``Delta.settle``): the mirror is read
     meanwhile, and the entries it removes are taken out before references are resolved.
     """
     changed_users = {u.external_id: u for u in delta.users}
     changed_groups = {g.external_id: g for g in delta.groups}
-    index = SourceIndex()
     try:
-        for u in iter_users(conn, connector):
-            if u.external_id not in changed_users:
-                index.add_user(u)
+        index = saved_index(conn, connector)
+        if index is not None:
+            index.drop(set(changed_users), set(changed_groups))
+        else:  # no saved index (a store from before, or another Python): read the rows
+            index = SourceIndex()
+            for u in iter_users(conn, connector):
+                if u.external_id not in changed_users:
+                    index.add_user(u)
+            for g in iter_groups(conn, connector):
+                if g.external_id not in changed_groups:
+                    index.add_group(g)
         for u in changed_users.values():
             index.add_user(u)
-        for g in iter_groups(conn, connector):
-            if g.external_id not in changed_groups:
-                index.add_group(g)
         for g in changed_groups.values():
             index.add_group(g)
     except BaseException:
@@ -246,13 +252,29 @@ def store_snapshot(conn: Connection, connector: str, index: SourceIndex,
                                 only.users | only.removed_users, users())
         touched += _replace_rows(conn, MIRROR_GROUPS, connector,
                                  only.groups | only.removed_groups, groups())
+    stamp = utcnow()
     state = {"attributes": sorted(attributes), "groups": len(index.groups),
-             "users": len(index.users), "rules": rules, "updated_at": utcnow()}
+             "users": len(index.users), "rules": rules, "updated_at": stamp}
     t = MIRROR_STATE.c
     if not conn.execute(update(MIRROR_STATE).where(t.connector == connector)
                         .values(state)).rowcount:
         conn.execute(insert(MIRROR_STATE).values(connector=connector, **state))
+    # the same picture in one value, for the next delta run; it holds while the state's
+    # updated_at is this one
+    conn.execute(delete(MIRROR_INDEX).where(MIRROR_INDEX.c.connector == connector))
+    conn.execute(insert(MIRROR_INDEX).values(connector=connector, updated_at=stamp,
+                                             data=index.saved()))
     return touched
+
+
+def saved_index(conn: Connection, connector: str) -> SourceIndex | None:
+    """The mirror as its last sync saved it in one value, not yet resolved; None when
+    there is none, or it is not the mirror's current state, or it cannot be read here."""
+    s, i = MIRROR_STATE.c, MIRROR_INDEX.c
+    row = conn.execute(select(i.data).select_from(MIRROR_INDEX.join(
+        MIRROR_STATE, s.connector == i.connector)).where(
+        i.connector == connector, i.updated_at == s.updated_at)).first()
+    return SourceIndex.from_saved(bytes(row[0])) if row is not None else None
 
 
 def load_index(conn: Connection, connector: str, needed: frozenset[str]) -> SourceIndex:
@@ -267,4 +289,8 @@ def load_index(conn: Connection, connector: str, needed: frozenset[str]) -> Sour
             f"the mirror of {connector!r} lacks the group attribute(s) "
             f"{', '.join(sorted(missing))} that these rules read (the last sync's rules did "
             "not): preview with a live `sync --dry-run` instead")
-    return SourceIndex.build(iter_users(conn, connector), iter_groups(conn, connector))
+    index = saved_index(conn, connector)
+    if index is None:
+        return SourceIndex.build(iter_users(conn, connector), iter_groups(conn, connector))
+    index.resolve()
+    return index

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -276,6 +277,18 @@ class MirrorState(Base):
     rules: Mapped[str | None] = mapped_column(
         String(80), doc="fingerprint of the rules the last sync applied (delta runs)")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MirrorIndex(Base):
+    """A connector's mirror as the engine indexes it, in one value (``syncd.index``): a
+    delta run reads it instead of every mirror row. It holds while ``updated_at`` equals
+    the mirror state's."""
+
+    __tablename__ = "mirror_index"
+
+    connector: Mapped[str] = mapped_column(String(64), primary_key=True)
+    updated_at: Mapped[datetime] = mapped_column()
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class MirrorUser(Base):

@@ -758,3 +758,39 @@ def test_the_mirror_reads_back_what_it_stored_and_user_rows_of_earlier_versions(
     assert touched.removed_users == {"id-bob"}
     assert index.member_refs(0) == ["uid=ann,dc=x", "uid=bob,dc=x", "uid=gone,dc=x"]
     assert index.members[0].dangling == ["uid=bob,dc=x", "uid=gone,dc=x"]
+
+
+def test_a_delta_reads_the_saved_index_while_it_is_the_mirrors_state(
+        store_engine: Engine) -> None:
+    from syncd import mirror
+    from syncd.index import SourceIndex
+    from syncd.source import Delta, SourceGroup, SourceUser
+
+    def delta() -> Delta:
+        return Delta(users=[SourceUser("id-cy", "uid=cy,dc=x", "cy")],
+                     groups=[SourceGroup("id-h", "cn=h,dc=x", "cn=h,dc=x", "h",
+                                         members=["uid=cy,dc=x", "uid=ann,dc=x"])],
+                     removed_users=["id-bob"], removed_groups=[], cursor={})
+
+    users = [SourceUser("id-ann", "uid=ann,dc=x", "ann"), SourceUser("id-bob", "uid=bob,dc=x",
+                                                                      "bob")]
+    groups = [SourceGroup("id-g", "cn=g,dc=x", "cn=g,dc=x", "g", members=["uid=bob,dc=x"])]
+    with store_engine.begin() as conn:
+        mirror.store_snapshot(conn, "c", SourceIndex.build(users, groups), frozenset())
+        from_rows, _ = mirror.with_delta(conn, "c", delta())
+        # take the rows away: a delta still sees them, through the saved index
+        conn.execute(delete(tables["mirror_users"]))
+        saved, touched = mirror.with_delta(conn, "c", delta())
+        assert [u.user_name for u in saved.users] == ["ann", "cy"]
+        assert [g.name for g in saved.groups] == ["g", "h"]
+        assert saved.members[0].dangling == ["uid=bob,dc=x"]
+        assert [saved.users[p].user_name for p in saved.members[1].users] == ["cy", "ann"]
+        assert (touched.users, touched.removed_users) == ({"id-cy"}, {"id-bob"})
+        assert [u.user_name for u in from_rows.users] == ["ann", "cy"]
+        # once the mirror's state moves on without it, the saved index is not used
+        s = tables["mirror_state"].c
+        conn.execute(update(tables["mirror_state"]).where(s.connector == "c")
+                     .values(updated_at=datetime(2030, 1, 1, tzinfo=UTC)))
+        assert mirror.saved_index(conn, "c") is None
+        rows, _ = mirror.with_delta(conn, "c", delta())
+        assert [u.user_name for u in rows.users] == ["cy"]  # the rows, which are gone

@@ -3,6 +3,8 @@ DN, looked up in C) and on its general path (``lookup`` per ref)."""
 
 from __future__ import annotations
 
+import marshal
+
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -118,3 +120,55 @@ def test_dropping_entries_equals_never_adding_them(members: list[list[str]],
     never = SourceIndex.build([u for u in users() if u.external_id not in gone_users],
                               [g for g in groups() if g.external_id not in gone_groups])
     assert snapshot_of(index) == snapshot_of(never)
+
+
+@given(members=member_lists, odd_user_ref=st.booleans())
+def test_a_saved_index_reads_back_as_it_was(members: list[list[str]],
+                                            odd_user_ref: bool) -> None:
+    def users() -> list[SourceUser]:
+        made = [SourceUser(external_id=f"id-u{i}", ref=ref, user_name=f"u{i}",
+                           email=f"u{i}@x.org" if i % 2 else None, display_name="Zoë",
+                           disabled=i == 1, external=i == 2)
+                for i, ref in enumerate(USER_REFS)]
+        if odd_user_ref:
+            made.append(SourceUser(external_id="id-odd", ref=OTHER_REFS[1], user_name="odd"))
+        return made
+
+    def groups() -> list[SourceGroup]:
+        return [SourceGroup(external_id=f"id-g{i}", ref=ref, dn=ref.upper(), name=f"g{i}",
+                            description="d", attributes={"owner": refs[:2]},
+                            members=list(refs), owners=refs[1:2])
+                for i, (ref, refs) in enumerate(zip(GROUP_REFS, members, strict=True))]
+
+    built = SourceIndex.build(users(), groups())
+    back = SourceIndex.from_saved(built.saved())
+    assert back is not None
+    back.resolve()
+    assert snapshot_of(back) == snapshot_of(built)
+    assert back.users == built.users and back.groups == built.groups
+    # more can be added to it, and dropped from it, before it is resolved
+    again = SourceIndex.from_saved(built.saved())
+    assert again is not None
+    again.drop({"id-u0"}, {"id-g0"})
+    again.add_user(SourceUser(external_id="id-new", ref="uid=new,dc=x", user_name="new"))
+    again.add_group(SourceGroup(external_id="id-g9", ref="cn=g9,dc=x", dn="cn=g9,dc=x",
+                                name="g9", members=[USER_REFS[0], "uid=new,dc=x"]))
+    again.resolve()
+    fresh = SourceIndex.build(
+        [*(u for u in users() if u.external_id != "id-u0"),
+         SourceUser(external_id="id-new", ref="uid=new,dc=x", user_name="new")],
+        [*(g for g in groups() if g.external_id != "id-g0"),
+         SourceGroup(external_id="id-g9", ref="cn=g9,dc=x", dn="cn=g9,dc=x", name="g9",
+                     members=[USER_REFS[0], "uid=new,dc=x"])])
+    assert snapshot_of(again) == snapshot_of(fresh)
+
+
+def test_a_saved_index_of_another_format_or_damaged_is_not_read() -> None:
+    data = SourceIndex.build([SourceUser("id", "uid=a,dc=x", "a")], []).saved()
+    header, _, body = data.partition(b"\n")
+    assert SourceIndex.from_saved(data) is not None
+    assert SourceIndex.from_saved(header.replace(b"index 1", b"index 0") + b"\n" + body) \
+        is None
+    assert SourceIndex.from_saved(header.replace(b" 3.", b" 2.") + b"\n" + body) is None
+    assert SourceIndex.from_saved(header + b"\n" + body[:-5]) is None  # cut short
+    assert SourceIndex.from_saved(header + b"\n" + marshal.dumps((1, 2))) is None
