@@ -7,10 +7,11 @@ with millions of memberships costs a few bytes per membership.
 
 from __future__ import annotations
 
+import io
 import marshal
 import sys
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Any, cast
@@ -33,7 +34,7 @@ _USER_FIELDS = ("external_id", "ref", "user_name", "email", "display_name", "dis
                 "external")
 _GROUP_FIELDS = ("external_id", "ref", "dn", "name", "description", "attributes")
 # marshal's format may change between Python versions: such data is not read
-_SAVED_HEADER = f"syncd-index 1 {sys.version_info[0]}.{sys.version_info[1]}\n".encode()
+_SAVED_HEADER = f"syncd-index 2 {sys.version_info[0]}.{sys.version_info[1]}\n".encode()
 
 
 class SourceIndex:
@@ -157,17 +158,25 @@ class SourceIndex:
 
     # -- saving -----------------------------------------------------------------------------
 
-    def saved(self) -> bytes:
+    def saved(self) -> bytearray:
         """The index as added, before resolution, in one value (``from_saved`` reads it):
         users and groups column by column and member refs as numbers, which load many
-        times faster than the mirror's rows."""
-        users, groups = self.users, self.groups
-        state: Any = (list(self._refs), list(self._refs.values()),
-                 *([getattr(u, name) for u in users] for name in _USER_FIELDS),
-                 *([getattr(g, name) for g in groups] for name in _GROUP_FIELDS),
-                 [raw.tobytes() for raw in self._raw_members],
-                 [raw.tobytes() for raw in self._raw_owners])
-        return _SAVED_HEADER + marshal.dumps(state)
+        times faster than the mirror's rows. Written a column at a time, so that a large
+        index is not held twice over."""
+        out = bytearray(_SAVED_HEADER)
+        for part in self._saved_parts():
+            out += marshal.dumps(part)
+        return out
+
+    def _saved_parts(self) -> Iterator[Any]:
+        yield list(self._refs)
+        yield list(self._refs.values())
+        for name in _USER_FIELDS:
+            yield [getattr(u, name) for u in self.users]
+        for name in _GROUP_FIELDS:
+            yield [getattr(g, name) for g in self.groups]
+        yield [raw.tobytes() for raw in self._raw_members]
+        yield [raw.tobytes() for raw in self._raw_owners]
 
     @classmethod
     def from_saved(cls, data: bytes) -> SourceIndex | None:
@@ -175,20 +184,23 @@ class SourceIndex:
         None when ``data`` was written in another format or by another Python version."""
         if not data.startswith(_SAVED_HEADER):
             return None
-        nu, ng = len(_USER_FIELDS), len(_GROUP_FIELDS)
         index = cls()
+        stream = io.BytesIO(data)
+        stream.seek(len(_SAVED_HEADER))
+        # the store's own data, which only syncd writes (as trusted as every other row)
+        load = marshal.load
         try:
-            # the store's own data, which only syncd writes (as trusted as every other row)
-            state = marshal.loads(memoryview(data)[len(_SAVED_HEADER):])  # noqa: S302
-            refs, numbers = state[0], state[1]
-            for user in map(SourceUser, *state[2:2 + nu]):
+            refs, numbers = load(stream), load(stream)
+            users = [load(stream) for _ in _USER_FIELDS]
+            for user in map(SourceUser, *users):
                 index.add_user(user)
+            del users
+            groups = [load(stream) for _ in _GROUP_FIELDS]
+            members, owners = load(stream), load(stream)
             index._refs = dict(zip(refs, numbers, strict=True))
             index._numbers = count(max(numbers, default=-1) + 1)
-            for group, members, owners in zip(map(SourceGroup, *state[2 + nu:2 + nu + ng]),
-                                              state[2 + nu + ng], state[3 + nu + ng],
-                                              strict=True):
-                index._place(group, array("i", members), array("i", owners))
+            for group, m, o in zip(map(SourceGroup, *groups), members, owners, strict=True):
+                index._place(group, array("i", m), array("i", o))
         except (ValueError, EOFError, TypeError, IndexError):  # damaged: read the rows
             return None
         return index
