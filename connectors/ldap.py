@@ -24,6 +24,7 @@ scope) are found by an id-only scan of both bases against the ids kept in the cu
 from __future__ import annotations
 
 import base64
+import contextlib
 import contextvars
 import gc
 import hashlib
@@ -449,6 +450,41 @@ class LdapConnector(Connector):
             changed = f"(uSNChanged>={int(cursor['usn']) + 1})"
         else:
             changed = f"(modifyTimestamp>={escape_filter_chars(str(cursor['since']))})"
+        # The id-only scans that find removals run beside the searches for changes, on a
+        # connection of their own (and their own mapper): the server does both at once.
+        scan_mapper = self.mapper()
+        scans = _Background(lambda: self._attempt(lambda s: (
+            self._scan_ids(s, scan_mapper, self.groups_scope, "group"),
+            self._scan_ids(s, scan_mapper, self.users_scope, "user"))))
+        try:
+            groups, users, nameless = self._changed(t, changed)
+        except BaseException:
+            with contextlib.suppress(Exception):  # this run's own error is the one to report
+                scans.result()
+            raise
+        # in scope and changed: kept in the cursor even if the scan, which may have run
+        # before, did not see them, so that the next delta finds them removed if they are
+        changed_ids = ({g.external_id for g in groups}, {u.external_id for u in users})
+        users.extend(self._outside_members(t, self.mapper(), groups))
+
+        def removals() -> Removals:
+            group_ids, user_ids = scans.result()
+            removed_groups = unpack_ids(cursor["group_ids"]) - group_ids
+            removed_users = (unpack_ids(cursor["user_ids"]) - user_ids) | set(nameless)
+            user_ids = (user_ids | changed_ids[1]) - set(nameless)
+            group_ids |= changed_ids[0]
+            log.info("ldap.delta", changed_groups=len(groups), changed_users=len(users),
+                     removed_groups=len(removed_groups), removed_users=len(removed_users))
+            return (sorted(removed_users), sorted(removed_groups),
+                    self._cursor(started, ad_state, user_ids, group_ids))
+
+        return Delta(users=users, groups=groups, removed_users=[], removed_groups=[],
+                     cursor={}, pending=removals)
+
+    def _changed(self, t: Transport, changed: str,
+                 ) -> tuple[list[SourceGroup], list[SourceUser], list[str]]:
+        """Groups and users matching the change filter, and the ids of changed entries
+        that are not users (no user name)."""
         mapper = self.mapper()
         groups = list(self._groups(t, mapper, f"(&{self.groups_scope.filter}{changed})"))
         users: list[SourceUser] = []
@@ -462,23 +498,7 @@ class LdapConnector(Connector):
                 nameless.append(mapper.id_or_fallback(attrs, ndn, "user"))
             else:
                 users.append(user)
-        users.extend(self._outside_members(t, mapper, groups))
-        scans = _Background(lambda: self._attempt(lambda s: (
-            self._scan_ids(s, mapper, self.groups_scope, "group"),
-            self._scan_ids(s, mapper, self.users_scope, "user"))))
-
-        def removals() -> Removals:
-            group_ids, user_ids = scans.result()
-            removed_groups = unpack_ids(cursor["group_ids"]) - group_ids
-            removed_users = (unpack_ids(cursor["user_ids"]) - user_ids) | set(nameless)
-            user_ids -= set(nameless)
-            log.info("ldap.delta", changed_groups=len(groups), changed_users=len(users),
-                     removed_groups=len(removed_groups), removed_users=len(removed_users))
-            return (sorted(removed_users), sorted(removed_groups),
-                    self._cursor(started, ad_state, user_ids, group_ids))
-
-        return Delta(users=users, groups=groups, removed_users=[], removed_groups=[],
-                     cursor={}, pending=removals)
+        return groups, users, nameless
 
     def _scan_ids(self, t: Transport, mapper: Mapper, scope: _Scope, kind: str) -> set[str]:
         """The ids of every entry in ``scope``, asking for the id attribute only."""

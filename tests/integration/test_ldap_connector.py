@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -313,6 +314,7 @@ def test_the_scan_for_removals_fails_or_retries_after_the_delta_is_begun(
     server.connection().delete(f"cn=spare,{GROUPS}")  # type: ignore[attr-defined]
     time.sleep(2.1)
     scans: list[str] = []
+    go = threading.Event()  # the scans wait for begin_delta to have returned
 
     class Killing(Ldap3Transport):
         """The first id-only scan (its filter asks for no change time) kills the server;
@@ -325,6 +327,8 @@ def test_the_scan_for_removals_fails_or_retries_after_the_delta_is_begun(
 
         def search_paged(self, base: str, scope: Scope, filter: str,
                          attributes: list[str]) -> Iterator[tuple[str, dict[str, list[bytes]]]]:
+            if "modifyTimestamp" not in filter:
+                assert go.wait(30)
             for n, item in enumerate(super().search_paged(base, scope, filter, attributes)):
                 if "modifyTimestamp" not in filter and n == 5:  # on the second page
                     scans.append(base)
@@ -337,6 +341,7 @@ def test_the_scan_for_removals_fails_or_retries_after_the_delta_is_begun(
     delta = conn.begin_delta(full.cursor)
     assert delta is not None and delta.pending is not None  # the scans go on meanwhile
     assert sorted(g.name for g in delta.groups) == []
+    go.set()
     with pytest.raises(SourceError, match=r"corp.*connection lost"):
         delta.settle()
     assert scans == [GROUPS]
@@ -350,6 +355,42 @@ def test_the_scan_for_removals_fails_or_retries_after_the_delta_is_begun(
     assert scans == [GROUPS, GROUPS, PEOPLE]  # killed once, then both scans whole
     assert list(begun.removed_groups) == [uid_for("group-spare")]
     assert begun.cursor["kind"] == "timestamp"
+
+
+def test_a_group_deleted_while_the_delta_reads_is_removed_by_the_next_one(
+        server: Slapd, tmp_path: Path) -> None:
+    """Changed, then gone before the scan saw it: this delta keeps what it read, and its
+    cursor keeps the id, so that the next delta finds it removed."""
+    time.sleep(2.1)
+    full = make(server, tmp_path).snapshot()
+    assert full.cursor is not None
+    time.sleep(1.1)
+    ldap: Any = server.connection()
+    ldap.modify(f"cn=staff,{GROUPS}", {"description": [(MODIFY_REPLACE, ["changed"])]})
+    time.sleep(2.1)
+    go = threading.Event()
+
+    class Held(Ldap3Transport):
+        def search_paged(self, base: str, scope: Scope, filter: str,
+                         attributes: list[str]) -> Iterator[tuple[str, dict[str, list[bytes]]]]:
+            if "modifyTimestamp" not in filter:  # the id-only scans
+                assert go.wait(30)
+            yield from super().search_paged(base, scope, filter, attributes)
+
+    conn = make(server, tmp_path)
+    conn.transport_factory = Held  # type: ignore[misc]
+    delta = conn.begin_delta(full.cursor)
+    assert delta is not None
+    staff = uid_for("group-staff")
+    assert [g.external_id for g in delta.groups] == [staff]
+    ldap.delete(f"cn=staff,{GROUPS}")
+    go.set()
+    delta.settle()
+    assert list(delta.removed_groups) == [staff]
+    time.sleep(2.1)
+    after = make(server, tmp_path).delta(delta.cursor)
+    assert after is not None
+    assert (list(after.groups), list(after.removed_groups)) == ([], [staff])
 
 
 def test_cursor_of_another_configuration_means_a_full_run(server: Slapd,
