@@ -7,7 +7,6 @@ with millions of memberships costs a few bytes per membership.
 
 from __future__ import annotations
 
-import io
 import marshal
 import sys
 from array import array
@@ -34,7 +33,7 @@ _USER_FIELDS = ("external_id", "ref", "user_name", "email", "display_name", "dis
                 "external")
 _GROUP_FIELDS = ("external_id", "ref", "dn", "name", "description", "attributes")
 # marshal's format may change between Python versions: such data is not read
-_SAVED_HEADER = f"syncd-index 2 {sys.version_info[0]}.{sys.version_info[1]}\n".encode()
+_SAVED_HEADER = f"syncd-index 3 {sys.version_info[0]}.{sys.version_info[1]}\n".encode()
 
 
 class SourceIndex:
@@ -165,7 +164,9 @@ class SourceIndex:
         index is not held twice over."""
         out = bytearray(_SAVED_HEADER)
         for part in self._saved_parts():
-            out += marshal.dumps(part)
+            data = marshal.dumps(part)
+            out += len(data).to_bytes(8, "big")  # marshal.load from a stream reads
+            out += data  # piecemeal and slowly: each part is read whole, by its length
         return out
 
     def _saved_parts(self) -> Iterator[Any]:
@@ -185,18 +186,26 @@ class SourceIndex:
         if not data.startswith(_SAVED_HEADER):
             return None
         index = cls()
-        stream = io.BytesIO(data)
-        stream.seek(len(_SAVED_HEADER))
-        # the store's own data, which only syncd writes (as trusted as every other row)
-        load = marshal.load
+        view = memoryview(data)
+        at = len(_SAVED_HEADER)
+
+        def load() -> Any:
+            nonlocal at
+            size = int.from_bytes(view[at:at + 8], "big")
+            if at + 8 + size > len(view):
+                raise EOFError("saved index cut short")
+            at += 8 + size
+            # the store's own data, which only syncd writes (as trusted as every other row)
+            return marshal.loads(view[at - size:at])  # noqa: S302
+
         try:
-            refs, numbers = load(stream), load(stream)
-            users = [load(stream) for _ in _USER_FIELDS]
+            refs, numbers = load(), load()
+            users = [load() for _ in _USER_FIELDS]
             for user in map(SourceUser, *users):
                 index.add_user(user)
             del users
-            groups = [load(stream) for _ in _GROUP_FIELDS]
-            members, owners = load(stream), load(stream)
+            groups = [load() for _ in _GROUP_FIELDS]
+            members, owners = load(), load()
             index._refs = dict(zip(refs, numbers, strict=True))
             index._numbers = count(max(numbers, default=-1) + 1)
             for group, m, o in zip(map(SourceGroup, *groups), members, owners, strict=True):

@@ -167,7 +167,7 @@ def test_a_saved_index_of_another_format_or_damaged_is_not_read() -> None:
     data = SourceIndex.build([SourceUser("id", "uid=a,dc=x", "a")], []).saved()
     header, _, body = data.partition(b"\n")
     assert SourceIndex.from_saved(data) is not None
-    assert SourceIndex.from_saved(header.replace(b"index 2", b"index 1") + b"\n" + body) \
+    assert SourceIndex.from_saved(header.replace(b"index 3", b"index 2") + b"\n" + body) \
         is None
     assert SourceIndex.from_saved(header.replace(b" 3.", b" 2.") + b"\n" + body) is None
     assert SourceIndex.from_saved(header + b"\n" + body[:-5]) is None  # cut short
