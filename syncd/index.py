@@ -12,13 +12,13 @@ import sys
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import count
+from itertools import count, repeat
 from typing import Any, cast
 
 from syncd.source import NAME_REF_PREFIX, SourceGroup, SourceUser
 
 
-@dataclass
+@dataclass(slots=True)
 class Resolved:
     """A group's direct members, resolved: user positions, group positions, dangling refs."""
 
@@ -120,12 +120,15 @@ class SourceIndex:
                 self._place(group, members, owners)
 
     def _resolve_list(self, raw: array[int]) -> Resolved:
+        if not raw:
+            return Resolved(array("i"), array("i"), [])
         if self._user_at is not None:
             # The common case, in C: every ref is a user's own ref (a DN). ``lookup`` would
             # find each the same way, as no user's ref starts with NAME_REF_PREFIX.
             positions = list(map(self._user_at.__getitem__, raw))
             if None not in positions:  # so all are ints
-                return Resolved(users=array("i", dict.fromkeys(cast("list[int]", positions))))
+                return Resolved(array("i", dict.fromkeys(cast("list[int]", positions))),
+                                array("i"), [])
         refs = list(map(self._ref_of.__getitem__, raw))
         out = Resolved()
         seen_u: set[int] = set()
@@ -146,7 +149,7 @@ class SourceIndex:
         """Resolve every group's member and owner references."""
         numbers, refs = self._refs.values(), self._refs.keys()
         self._ref_of = dict(zip(numbers, refs, strict=True))
-        if not any(r.startswith(NAME_REF_PREFIX) for r in self._user_by_ref):
+        if not any(map(str.startswith, self._user_by_ref, repeat(NAME_REF_PREFIX))):
             # number -> the user position of its ref, or None: one look-up a distinct ref
             self._user_at = dict(zip(numbers, map(self._user_by_ref.get, refs), strict=True))
         self.members = [self._resolve_list(raw) for raw in self._raw_members]
