@@ -502,9 +502,24 @@ class LdapConnector(Connector):
 
     def _scan_ids(self, t: Transport, mapper: Mapper, scope: _Scope, kind: str) -> set[str]:
         """The ids of every entry in ``scope``, asking for the id attribute only."""
-        ids: set[str] = set()
-        for dn, attrs in t.search_paged(scope.base, scope.scope, scope.filter,
-                                        [mapper.id_attr]):
+        key = mapper.id_attr
+        dns: list[str] = []
+        raws: list[bytes] = []
+        others: list[tuple[str, Attrs]] = []  # no id value: an id from the DN
+        for dn, attrs in t.search_paged(scope.base, scope.scope, scope.filter, [key]):
+            values = attrs.get(key)
+            if values:
+                dns.append(dn)
+                raws.append(values[0])
+            else:
+                others.append((dn, attrs))
+        plain = mapper.plain_ids(raws)  # most often all of them, in a few C calls
+        if plain is not None:
+            ids = set(plain)
+        else:
+            ids = set()
+            others.extend((dn, {key: [raw]}) for dn, raw in zip(dns, raws, strict=True))
+        for dn, attrs in others:
             found = mapper.entry_id(attrs)  # the DN is normalised only where there is none
             ids.add(found if found is not None
                     else mapper.id_or_fallback(attrs, fast_normalise_dn(dn), kind))

@@ -159,6 +159,25 @@ class Mapper:
             return None
         return id_text(raw, self.id_attr)
 
+    def plain_ids(self, raws: list[bytes]) -> list[str] | None:
+        """``entry_id`` of many first id values at once, where every one is plain: ASCII
+        without white space or capitals (as OpenLDAP gives entryUUIDs), which ``entry_id``
+        would take as it is. Else None: take them one by one."""
+        if self.id_attr == "objectguid":
+            return None
+        if not raws:
+            return []
+        joined = b"\n".join(raws)
+        if not joined.isascii() or joined.lower() != joined:
+            return None
+        text = joined.decode("ascii")
+        # no white space but the separators (str.split's idea of it, the widest)
+        if text.count("\n") != len(raws) - 1 \
+                or len("".join(text.split())) != len(text) - (len(raws) - 1):
+            return None
+        ids = text.split("\n")
+        return ids if all(ids) else None  # an empty value has no id
+
     def id_or_fallback(self, attrs: Attrs, ndn: str, kind: str) -> str:
         """The id, else a UUID 5 of the normalised DN (counted, see ``log_fallbacks``)."""
         found = self.entry_id(attrs)
