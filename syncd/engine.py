@@ -263,7 +263,8 @@ class SyncEngine:
                     if pulled.from_source:
                         mirror.store_snapshot(conn, name, pulled.index,
                                               connector.needed_attributes, pulled.touched,
-                                              rules=rules_digest)
+                                              rules=rules_digest,
+                                              save_index=connector.supports_delta)
                         self._save_cursor(conn, name, pulled.cursor)
                     self._insert_run(conn, run_id, cp, started_at,
                                      "applied" if cp.changes else "no_changes")

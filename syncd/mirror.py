@@ -221,11 +221,13 @@ def _sync_table(conn: Connection, table: Any, connector: str,
 
 def store_snapshot(conn: Connection, connector: str, index: SourceIndex,
                    attributes: frozenset[str], only: Touched | None = None,
-                   rules: str | None = None) -> int:
+                   rules: str | None = None, *, save_index: bool = True) -> int:
     """Make the mirror equal the complete snapshot in ``index``, whose groups carry
     ``attributes``; with ``only`` (a delta run, whose index is the mirror with the delta
     laid over it) rewrite just the entries the delta touched. ``rules`` is the fingerprint
-    of the rules the run applied. Return rows touched."""
+    of the rules the run applied; ``save_index`` also keeps the index in one value for the
+    next delta run (worth its writing only for connectors that have deltas). Return rows
+    touched."""
     seen: set[str] = set()
     user_ids = only.users if only else None
     group_ids = only.groups if only else None
@@ -262,8 +264,9 @@ def store_snapshot(conn: Connection, connector: str, index: SourceIndex,
     # the same picture in one value, for the next delta run; it holds while the state's
     # updated_at is this one
     conn.execute(delete(MIRROR_INDEX).where(MIRROR_INDEX.c.connector == connector))
-    conn.execute(insert(MIRROR_INDEX).values(connector=connector, updated_at=stamp,
-                                             data=index.saved()))
+    if save_index:
+        conn.execute(insert(MIRROR_INDEX).values(connector=connector, updated_at=stamp,
+                                                 data=index.saved()))
     return touched
 
 

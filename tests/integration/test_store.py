@@ -794,3 +794,8 @@ def test_a_delta_reads_the_saved_index_while_it_is_the_mirrors_state(
         assert mirror.saved_index(conn, "c") is None
         rows, _ = mirror.with_delta(conn, "c", delta())
         assert [u.user_name for u in rows.users] == ["cy"]  # the rows, which are gone
+        # a connector without deltas keeps no saved index, and an old one goes
+        mirror.store_snapshot(conn, "c", SourceIndex.build(users, groups), frozenset(),
+                              save_index=False)
+        assert conn.execute(select(func.count()).select_from(tables["mirror_index"])
+                            ).scalar() == 0
