@@ -428,8 +428,9 @@ class LdapConnector(Connector):
 
     def begin_delta(self, cursor: dict[str, Any]) -> Delta | None:
         """``delta``, returned once the changed entries are read: the id-only scans that
-        find removals go on in a thread, on a connection of their own, while the engine
-        reads the mirror (most of a scan's time is the server's)."""
+        find removals run in a thread, on a connection of their own, beside the searches
+        for changes, and go on while the engine reads the mirror (most of a scan's time is
+        the server's)."""
         kind = "usn" if self.ad else "timestamp"
         if cursor.get("version") != CURSOR_VERSION or cursor.get("kind") != kind \
                 or cursor.get("fingerprint") != self.fingerprint():

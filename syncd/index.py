@@ -2,7 +2,9 @@
 
 Member references are interned as they stream in (each distinct ref string is kept once)
 and resolved to user and group positions once both streams are read, so that a directory
-with millions of memberships costs a few bytes per membership.
+with millions of memberships costs a few bytes per membership. The index as added can be
+saved in one value and read back (``saved``, ``from_saved``), with entries dropped and added
+before it is resolved: how a delta run reads the mirror.
 """
 
 from __future__ import annotations
