@@ -245,8 +245,8 @@ def _break(how: str, server: Slapd, proxy: CuttingProxy, config: Path) -> str:
     elif how == "dropped":
         proxy.cut_after = 1500
     elif how == "scan_dropped":
-        # the run's first connection reads the changes; the scans for removals run on
-        # their own connections (one a try), after the run has begun reading the mirror
+        # the run's first connection reads the changes; the scans for removals run beside
+        # it on connections of their own (one a try), opened after it
         proxy.cut_after, proxy.cut_from, proxy.connections = 1500, 1, 0
     elif how == "killed":
         proxy.cut_after = 1500
