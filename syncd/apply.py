@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from itertools import groupby
+from itertools import groupby, islice, repeat
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select, update
@@ -26,7 +28,7 @@ from syncd.plan import (
     UpdateGroup,
 )
 from syncd.store.bulk import indexes_rebuilt, insert_rows, json_value, timestamp
-from syncd.store.schema import new_id, new_ids, tables, utcnow
+from syncd.store.schema import new_ids, tables, utcnow
 
 BATCH = 5000
 
@@ -48,6 +50,19 @@ AUDIT_COLUMNS = ("group_name", "user_name", "rule", "before", "after")
 _USER_AFTER = '{"email": %s, "external": %s}'  # a create_user record's "after", as JSON
 
 
+_MEMBER_FIELDS = attrgetter("key", "user", "role", "status", "rule", "group")
+
+
+class _GroupIds(dict[str, str]):
+    """Group ids by plan key: a group this apply creates has the key ``new:EXTERNAL_ID``
+    and its id here; any other key is the id of a group the store holds."""
+
+    def __missing__(self, key: str) -> str:
+        if key.startswith("new:"):
+            raise KeyError(key)
+        return key
+
+
 def _batches(items: list[Any]) -> Iterator[list[Any]]:
     for i in range(0, len(items), BATCH):
         yield items[i:i + BATCH]
@@ -64,14 +79,13 @@ class Applier:
         self.audit = audit
         self.actor = f"sync:{connector}"
         self.user_ids = {name: u.id for name, u in existing.users.items()}
-        self.group_ids: dict[str, str] = {}
+        self.group_ids = _GroupIds()
         self._stamp: Any = None
         self._records: list[tuple[Any, ...]] = []
         self.groups = existing.groups
         self.progress = progress
-
-    def _gid(self, key: str) -> str:
-        return self.group_ids[key] if key.startswith("new:") else key
+        self._new_user_ids: Iterator[str] = iter(())
+        self._new_group_ids: Iterator[str] = iter(())
 
     def _record(self, change: Change, *, group: str | None = None, user: str | None = None,
                 before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
@@ -85,10 +99,20 @@ class Applier:
 
         A load that at least doubles the memberships or the audit table builds that table's
         indexes afresh at the end instead of row by row (``indexes_rebuilt``).
+
+        New users and groups get random ids (``new_ids``), made for the whole run at once
+        and handed out in ascending order along the plan, which creates users by name and
+        groups by name and adds members by group, then user: a first sync's memberships then
+        arrive in the order of their table's key (group id, user id) and are appended to its
+        B-tree instead of landing at random pages, which on a large load spilled and re-read
+        the page cache.
         """
-        adds = sum(1 for c in changes if type(c) is AddMember)
+        kinds = Counter(map(type, changes))
+        users = sum(n for cls, n in kinds.items() if issubclass(cls, CreateUser))
+        self._new_user_ids = iter(sorted(new_ids(users)))
+        self._new_group_ids = iter(sorted(new_ids(kinds[CreateGroup])))
         with ExitStack() as stack:
-            stack.enter_context(indexes_rebuilt(self.conn, MEMBERSHIPS, adds))
+            stack.enter_context(indexes_rebuilt(self.conn, MEMBERSHIPS, kinds[AddMember]))
             stack.enter_context(indexes_rebuilt(self.conn, AUDIT, len(changes)))
             self._apply(changes)
 
@@ -119,7 +143,7 @@ class Applier:
     def _create_users(self, batch: list[CreateUser]) -> None:
         now = self._stamp  # the batch's time, as its audit records have it
         rows, ext, records = [], [], self._records
-        for c, uid in zip(batch, new_ids(len(batch)), strict=True):
+        for c, uid in zip(batch, islice(self._new_user_ids, len(batch)), strict=True):
             self.user_ids[c.user] = uid
             rows.append((uid, c.user, c.email, c.display_name, c.external))
             if c.external_id:
@@ -144,8 +168,7 @@ class Applier:
     def _create_groups(self, batch: list[CreateGroup]) -> None:
         now = self._stamp  # the batch's time, as its audit records have it
         rows = []
-        for c in batch:
-            gid = new_id()
+        for c, gid in zip(batch, islice(self._new_group_ids, len(batch)), strict=True):
             self.group_ids[c.key] = gid
             a = c.attributes
             rows.append((gid, c.group, a["description"], a.get("icon"), a["kind"],
@@ -170,21 +193,23 @@ class Applier:
                          before={k: v["old"] for k, v in c.fields.items()}, after=values)
 
     def _add_members(self, batch: list[AddMember]) -> None:
-        # The hot path of a first sync (a row and a record per membership): the record is
-        # made here without _record, its "after" encoded once per (role, status).
+        # The hot path of a first sync (a row and a record per membership): the batch is
+        # taken apart into columns and put together again as rows and records by C code
+        # (attrgetter, zip, map over dict lookups), each record's "after" encoded once per
+        # (role, status) the batch holds.
         now = self._stamp  # the batch's time, as its audit records have it
-        rows, records = [], self._records
-        gid, user_ids = self._gid, self.user_ids
-        afters: dict[tuple[str, str], str | None] = {}
-        for c in batch:
-            rows.append((gid(c.key), user_ids[c.user], c.role, c.status, c.rule))
-            after = afters.get((c.role, c.status))
-            if after is None:
-                after = afters[c.role, c.status] = json_value(
-                    {"role": c.role, "status": c.status})
-            records.append((c.group, c.user, c.rule, None, after))
+        keys, users, roles, statuses, rules, groups = zip(*map(_MEMBER_FIELDS, batch),
+                                                          strict=True)
+        shapes = {(role, status): json_value({"role": role, "status": status})
+                  for role, status in set(zip(roles, statuses, strict=True))}
+        rows = list(zip(map(self.group_ids.__getitem__, keys),
+                        map(self.user_ids.__getitem__, users), roles, statuses, rules,
+                        strict=True))
+        self._records.extend(zip(groups, users, rules, repeat(None, len(batch)),
+                                 map(shapes.__getitem__, zip(roles, statuses, strict=True)),
+                                 strict=True))
         # In key order: rows that follow each other in the table's B-tree are written
-        # together (the plan's order is by group name, and ids are random).
+        # together (groups and users an earlier run made have random ids).
         rows.sort()
         insert_rows(self.conn, MEMBERSHIPS, MEMBER_COLUMNS, rows, {
             "origin": "sync", "source": self.connector, "created_at": now, "updated_at": now})
@@ -200,7 +225,7 @@ class Applier:
         now = utcnow()
         rows = []
         for c in batch:
-            rows.append({"g": self._gid(c.key), "u": self.user_ids[c.user], "v": c.new,
+            rows.append({"g": self.group_ids[c.key], "u": self.user_ids[c.user], "v": c.new,
                          "t": now, "r": c.rule})
             self._record(c, group=c.group, user=c.user, before={column: c.old},
                          after={column: c.new})
@@ -219,7 +244,7 @@ class Applier:
                                          m.source == self.connector)
         rows = []
         for c in batch:
-            rows.append({"g": self._gid(c.key), "u": self.user_ids[c.user]})
+            rows.append({"g": self.group_ids[c.key], "u": self.user_ids[c.user]})
             self._record(c, group=c.group, user=c.user)
         self.conn.execute(stmt, rows)
 

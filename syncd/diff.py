@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import compress, filterfalse, repeat
-from operator import countOf, is_not, itemgetter
+from operator import countOf, is_not, itemgetter, not_
 
 from syncd.config.rules import Rule
 from syncd.existing import (
@@ -231,10 +231,11 @@ class Differ:
             return True
         if stored:
             return False
-        created, rule = self._created, d.rule
-        for pos, name in zip(positions, names, strict=True):
-            if name not in created:
-                self._note_unknown(pos, rule)
+        # the users no earlier group has created (names are distinct within the group, so
+        # what this loop creates cannot be met again in it)
+        rule = d.rule
+        for pos in compress(positions, map(not_, map(self._created.__contains__, names))):
+            self._note_unknown(pos, rule)
         groups, users, role_col, rules, keys = self._unknown
         groups.extend(repeat(group_name, n))
         users.extend(names)
