@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import click
-from sqlalchemy import select
 
-from syncd.audit import Audit
+from syncd.audit import Audit, records
 from syncd.cli.app import format_option, get_app, print_json_lines, print_table
 from syncd.errors import UsageError
 from syncd.store.db import upgrade
-from syncd.store.schema import AuditRecord
 
 
 @click.group()
@@ -51,29 +49,29 @@ def _since(value: str | None) -> datetime | None:
 def audit(run_id: str | None, group: str | None, user: str | None, since: str | None,
           limit: int | None, fmt: str) -> None:
     """Query the audit log, oldest first."""
-    t = AuditRecord.__table__
-    query = select(t)
+    query = records()
+    t = query.selected_columns
     if run_id:
-        query = query.where(t.c.run_id == run_id)
+        query = query.where(t.run_id == run_id)
     if group:
-        query = query.where(t.c.group_name == group)
+        query = query.where(t.group_name == group)
     if user:
-        query = query.where(t.c.user_name == user)
+        query = query.where(t.user_name == user)
     since_dt = _since(since)
     if since_dt:
-        query = query.where(t.c.ts >= since_dt)
-    query = query.order_by(t.c.id.desc())
+        query = query.where(t.ts >= since_dt)
+    query = query.order_by(t.id.desc())
     if limit:
         query = query.limit(limit)
     with get_app().engine().connect() as conn:
-        records = [Audit.from_row(r) for r in conn.execute(query)]
-    records.reverse()
+        found = [Audit.from_row(r) for r in conn.execute(query)]
+    found.reverse()
     if fmt == "json":
-        print_json_lines([r.to_json() for r in records])
+        print_json_lines([r.to_json() for r in found])
         return
     print_table(None, ["time", "actor", "op", "group", "user", "rule", "change"],
                 [[r.to_json()["ts"], r.actor, r.op, r.group, r.user, r.rule,
-                  _describe(r)] for r in records])
+                  _describe(r)] for r in found])
 
 
 def _describe(r: Audit) -> str:

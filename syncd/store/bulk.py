@@ -86,7 +86,7 @@ def json_value(value: Any) -> str | None:
 
 def insert_rows(conn: Connection, table: Table, columns: Sequence[str],
                 rows: list[tuple[Any, ...]],
-                constants: Mapping[str, str | None] | None = None) -> None:
+                constants: Mapping[str, Any] | None = None) -> None:
     """INSERT ``rows`` (tuples in ``columns`` order, driver-ready values) in one executemany.
 
     ``constants`` are columns with one value for every row, given once. SQLite gets them as
@@ -101,7 +101,7 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str],
     constants = constants or {}
     mark = _MARKS.get(conn.dialect.paramstyle)
     if mark == "?" and len(rows) > 1:
-        columns, rows, constants = _hoist(columns, rows, constants)
+        columns, rows, constants = hoist(columns, rows, constants)
     literals = _literals(conn.dialect, constants) if mark == "?" else None
     if literals is None and constants:  # bound in every row
         columns = (*columns, *constants)
@@ -122,10 +122,11 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str],
     conn.exec_driver_sql(sql, rows)
 
 
-def _hoist(columns: Sequence[str], rows: list[tuple[Any, ...]],
-           constants: Mapping[str, str | None],
-           ) -> tuple[Sequence[str], list[tuple[Any, ...]], Mapping[str, str | None]]:
-    """Move the columns that hold one text (or NULL) in every row to the constants.
+def hoist(columns: Sequence[str], rows: list[tuple[Any, ...]], constants: Mapping[str, Any],
+          only: Sequence[str] | None = None,
+          ) -> tuple[Sequence[str], list[tuple[Any, ...]], dict[str, Any]]:
+    """Move the columns (of ``only``, or all) that hold one text (or NULL) in every row to
+    the constants.
 
     A sync's batch mostly shares its rule, role and status: each column hoisted is one bound
     parameter fewer per row. Columns whose first, middle and last values differ are passed
@@ -136,18 +137,19 @@ def _hoist(columns: Sequence[str], rows: list[tuple[Any, ...]],
     first, middle, last = rows[0], rows[len(rows) // 2], rows[-1]
     for i, name in enumerate(columns):
         value = first[i]
-        if ((value is None or isinstance(value, str)) and middle[i] == value
-                and last[i] == value and countOf(map(itemgetter(i), rows), value) == len(rows)):
+        if ((only is None or name in only) and (value is None or isinstance(value, str))
+                and middle[i] == value and last[i] == value
+                and countOf(map(itemgetter(i), rows), value) == len(rows)):
             hoisted[name] = value
             continue
         keep.append(i)
     if len(keep) == len(columns):
-        return columns, rows, constants
+        return columns, rows, hoisted
     if not keep:
         rows = [()] * len(rows)
     elif len(keep) == 1:
-        only = keep[0]
-        rows = [(r[only],) for r in rows]
+        pos = keep[0]
+        rows = [(r[pos],) for r in rows]
     else:
         rows = list(map(itemgetter(*keep), rows))
     return [columns[i] for i in keep], rows, hoisted
@@ -156,13 +158,15 @@ def _hoist(columns: Sequence[str], rows: list[tuple[Any, ...]],
 _QUOTE = String()
 
 
-def _literals(dialect: Dialect, constants: Mapping[str, str | None]) -> dict[str, str] | None:
+def _literals(dialect: Dialect, constants: Mapping[str, Any]) -> dict[str, str] | None:
     """The constants as SQL literals, or None when one cannot be written as a literal."""
     quote = _QUOTE.literal_processor(dialect)  # type: ignore[no-untyped-call]
     out = {}
     for name, value in constants.items():
         if value is None:
             out[name] = "NULL"
+        elif type(value) is int:
+            out[name] = str(value)
         elif isinstance(value, str) and "\x00" not in value and quote is not None:
             out[name] = quote(value)
         else:

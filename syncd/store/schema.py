@@ -228,15 +228,21 @@ class Cursor(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class AuditRecord(Base):
-    """One audit record (CONTRACT section 5)."""
+class AuditBatch(Base):
+    """What a batch of audit records has in common, kept once (CONTRACT section 5 shows the
+    records whole; ``syncd.audit.records`` puts them together again).
 
-    __tablename__ = "audit"
+    A sync writes its records in batches of up to thousands of one kind: their time, run,
+    actor, op and source are always the batch's. ``rule``, ``before``, ``after`` and
+    ``extra`` are the batch's too when every record of it has the same one (a first sync's
+    ``{"role": "member", "status": "accepted"}``); the records then leave theirs empty, and
+    otherwise the batch leaves it empty and each record holds its own.
+    """
+
+    __tablename__ = "audit_batches"
     __table_args__ = (
-        Index("ix_audit_ts", "ts"),
-        Index("ix_audit_run_id", "run_id"),
-        Index("ix_audit_group", "group_name"),
-        Index("ix_audit_user", "user_name"),
+        Index("ix_audit_batches_ts", "ts"),
+        Index("ix_audit_batches_run_id", "run_id"),
     )
 
     id: Mapped[int] = mapped_column(
@@ -245,10 +251,30 @@ class AuditRecord(Base):
     run_id: Mapped[str | None] = mapped_column(String(36))
     actor: Mapped[str] = mapped_column(String(255))
     op: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str | None] = mapped_column(String(64))
+    rule: Mapped[str | None] = mapped_column(String(255))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class AuditRecord(Base):
+    """One audit record (CONTRACT section 5): what is its own; the rest is its batch's."""
+
+    __tablename__ = "audit"
+    __table_args__ = (
+        Index("ix_audit_batch_id", "batch_id"),
+        Index("ix_audit_group", "group_name"),
+        Index("ix_audit_user", "user_name"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    batch_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("audit_batches.id"))
     group_name: Mapped[str | None] = mapped_column(String(255))
     user_name: Mapped[str | None] = mapped_column(String(255))
     rule: Mapped[str | None] = mapped_column(String(255))
-    source: Mapped[str | None] = mapped_column(String(64))
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)

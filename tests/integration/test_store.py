@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -20,7 +21,7 @@ from sqlalchemy import Engine, delete, func, insert, inspect, select, text, upda
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from syncd.audit import ROW_COLUMNS, Audit, AuditWriter
+from syncd.audit import Audit, AuditWriter, records, write_batch
 from syncd.errors import StoreError, UsageError
 from syncd.store import bulk, db
 from syncd.store.admin import Admin
@@ -81,6 +82,51 @@ def test_upgrade_from_the_first_revision(store_url: str) -> None:
         assert current_revision(engine) == first
         assert upgrade(engine) == (first, head_revision(engine))
         assert table_names(engine) == {*Base.metadata.tables, "alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_audit_records_survive_the_move_to_batches(store_url: str) -> None:
+    """0005 keeps what a batch of records shares once: records written before it read back
+    the same after the upgrade, new ones follow them, and the downgrade puts all back."""
+    engine = open_engine(store_url)
+    try:
+        cfg = db._alembic_config(engine)
+        command.upgrade(cfg, "0004")
+        old = [
+            {"ts": datetime(2026, 11, 30, 9, 0, tzinfo=UTC), "run_id": "r1", "actor": "sync:corp",
+             "op": "add_member", "group_name": "eng", "user_name": "ann", "rule": "all",
+             "source": "corp", "before": None, "after": {"role": "member", "status": "accepted"},
+             "extra": None},
+            {"ts": datetime(2026, 11, 30, 9, 5, tzinfo=UTC), "run_id": None, "actor": "cli:root",
+             "op": "delete_group", "group_name": "ops", "user_name": None, "rule": None,
+             "source": None, "before": {"id": "x"}, "after": None, "extra": {"why": "ü"}},
+        ]
+        with engine.begin() as conn:
+            legacy = sa.Table("audit", sa.MetaData(), autoload_with=conn)
+            conn.execute(insert(legacy), old)
+        upgrade(engine)
+        new = Audit(actor="sync:corp", op="remove_member", run_id="r2", group="eng",
+                    user="bob", rule="all", source="corp")
+        writer = AuditWriter(None)
+        with engine.begin() as conn:
+            writer.add(conn, new)
+            writer.flush_rows(conn)
+        expected = [Audit(actor=r["actor"], op=r["op"], run_id=r["run_id"],
+                          group=r["group_name"], user=r["user_name"], rule=r["rule"],
+                          source=r["source"], before=r["before"], after=r["after"],
+                          extra=r["extra"], ts=r["ts"]) for r in old]
+        assert [a.to_json() for a in audit_rows(engine)] == [
+            a.to_json() for a in (*expected, new)]
+
+        command.downgrade(cfg, "0004")
+        with engine.connect() as conn:
+            legacy = sa.Table("audit", sa.MetaData(), autoload_with=conn)
+            back = [Audit.from_row(r) for r in conn.execute(select(legacy).order_by(legacy.c.id))]
+        for a in back:  # the reflected column drops SQLite's zone: the store keeps UTC
+            a.ts = a.ts if a.ts.tzinfo else a.ts.replace(tzinfo=UTC)
+        assert [a.to_json() for a in back] == [a.to_json() for a in (*expected, new)]
+        assert "audit_batches" not in table_names(engine)
     finally:
         engine.dispose()
 
@@ -270,9 +316,8 @@ def test_orm_defaults(store_engine: Engine) -> None:
 
 
 def audit_rows(engine: Engine) -> list[Audit]:
-    with Session(engine) as session:
-        rows = session.scalars(select(AuditRecord).order_by(AuditRecord.id)).all()
-        return [Audit.from_row(r) for r in rows]
+    with engine.connect() as conn:
+        return [Audit.from_row(r) for r in conn.execute(records().order_by(AuditRecord.id))]
 
 
 def audit_file_lines(path: Path) -> list[dict[str, Any]]:
@@ -581,7 +626,10 @@ def test_a_bulk_load_builds_the_indexes_afresh_on_sqlite_only(
     names = {i.name for i in audit.indexes}
     assert index_names(store_engine, "audit") == names
     sqlite = store_engine.dialect.name == "sqlite"
-    rows = [record("add_member", user=f"u{i}").to_row(store_engine.dialect) for i in range(30)]
+    shared = {"ts": bulk.timestamp(store_engine.dialect, datetime(2026, 12, 7, tzinfo=UTC)),
+              "actor": "sync:corp", "op": "add_member"}
+    rows = [("eng", f"u{i}") for i in range(30)]
+    columns = ("group_name", "user_name")
 
     # A load that fails is rolled back, and the indexes are as they were.
     class Boom(Exception):
@@ -590,14 +638,14 @@ def test_a_bulk_load_builds_the_indexes_afresh_on_sqlite_only(
     with pytest.raises(Boom), store_engine.begin() as conn, \
             bulk.indexes_rebuilt(conn, audit, len(rows)) as dropped:
         assert dropped is sqlite
-        insert_rows(conn, audit, ROW_COLUMNS, rows)
+        write_batch(conn, shared, columns, rows)
         raise Boom
     assert index_names(store_engine, "audit") == names
 
     # Committed: the rows are there, the indexes built again and in use.
     with store_engine.begin() as conn, bulk.indexes_rebuilt(conn, audit, len(rows)) as dropped:
         assert dropped is sqlite
-        insert_rows(conn, audit, ROW_COLUMNS, rows)
+        write_batch(conn, shared, columns, rows)
     assert index_names(store_engine, "audit") == names
     with store_engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(audit)
@@ -663,29 +711,59 @@ def test_audit_file_lines_are_the_store_records(store_engine: Engine, audit_file
     assert "extra" not in lines[1]
 
 
+def test_a_batch_keeps_what_its_records_share_once(store_engine: Engine) -> None:
+    """write_batch: a value every record has goes to the batch, so does the commonest of a
+    column no record leaves empty; the records read back whole, in order."""
+    stamp = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+    shared = {"ts": bulk.timestamp(store_engine.dialect, stamp), "run_id": "r", "actor": "a",
+              "op": "add_member", "source": "s"}
+    member, owner = '{"role": "member"}', '{"role": "owner"}'
+    columns = ("group_name", "user_name", "rule", "before", "after", "extra")
+    rows = [("g", "u1", "x", None, member, None), ("g", "u2", "x", '{"b": 1}', owner, None),
+            ("h", "u3", "x", None, member, None), ("h", "u4", "x", None, member, None)]
+    with store_engine.begin() as conn:
+        write_batch(conn, shared, columns, rows)
+        write_batch(conn, shared, columns, [("g", "u5", None, None, None, '{"e": "ü"}')])
+    b, a = tables["audit_batches"].c, tables["audit"].c
+    with store_engine.connect() as conn:
+        batches = conn.execute(select(b.rule, b.before, b.after, b.extra).order_by(b.id)).all()
+        stored = conn.execute(select(a.rule, a.before, a.after).order_by(a.id)).all()
+    assert [tuple(r) for r in batches] == [("x", None, {"role": "member"}, None),
+                                           (None, None, None, {"e": "ü"})]
+    # the rule and the commonest "after" are the batch's; "before", empty in some, is not
+    assert [tuple(r) for r in stored] == [(None, None, None), (None, {"b": 1}, {"role": "owner"}),
+                                          (None, None, None), (None, None, None),
+                                          (None, None, None)]
+    got = [(r.group, r.user, r.rule, r.before, r.after, r.extra, r.ts, r.op)
+           for r in audit_rows(store_engine)]
+    assert got == [(g, u, rule, json.loads(bf) if bf else None, json.loads(af) if af else None,
+                    json.loads(ex) if ex else None, stamp, "add_member")
+                   for g, u, rule, bf, af, ex in (*rows, ("g", "u5", None, None, None,
+                                                          '{"e": "ü"}'))]
+
+
 def test_insert_rows_with_shared_values(store_engine: Engine) -> None:
     """Values the rows share (given as constants, or found in every row) are stored as
     given; SQLite writes them as literals, quotes and all."""
-    audit = tables["audit"]
+    batches_t = tables["audit_batches"]
     stamp = bulk.timestamp(store_engine.dialect, datetime(2026, 11, 22, 13, 0, tzinfo=UTC))
-    shared = {"ts": stamp, "run_id": "r'1", "actor": "sync:x", "op": "add_member",
-              "source": None, "extra": None}
-    columns = ("group_name", "user_name", "rule", "before", "after")
+    shared = {"ts": stamp, "run_id": "r'1", "actor": "sync:x", "source": None, "extra": None}
+    columns = ("op", "rule", "before", "after")
     batches = [
-        [("g", "u", "rule 'a'", None, '{"x": 1}')] * 3,             # every column the same
-        [("g", f"u{i}", "r", None, None) for i in range(3)],        # one column varies
-        [(f"g{i}", f"u{i}", "r", None, f'{{"n": {i}}}') for i in range(3)],
-        [("g", "solo", None, None, None)],                           # a single row
+        [("add_member", "rule 'a'", None, '{"x": 1}')] * 3,         # every column the same
+        [("add_member", f"r{i}", None, None) for i in range(3)],    # one column varies
+        [(f"op{i}", "r", None, f'{{"n": {i}}}') for i in range(3)],
+        [("solo", None, None, None)],                                # a single row
     ]
     with store_engine.begin() as conn:
         for rows in batches:
-            insert_rows(conn, audit, columns, rows, shared)
-    a = audit.c
+            insert_rows(conn, batches_t, columns, rows, shared)
+    b = batches_t.c
     with store_engine.connect() as conn:
-        back = conn.execute(select(a.run_id, a.actor, a.source, a.extra, a.group_name,
-                                   a.user_name, a.rule, a.before, a.after).order_by(a.id)).all()
-    expected = [("r'1", "sync:x", None, None, g, u, r, b, json.loads(af) if af else None)
-                for rows in batches for g, u, r, b, af in rows]
+        back = conn.execute(select(b.run_id, b.actor, b.source, b.extra, b.op, b.rule,
+                                   b.before, b.after).order_by(b.id)).all()
+    expected = [("r'1", "sync:x", None, None, o, r, bf, json.loads(af) if af else None)
+                for rows in batches for o, r, bf, af in rows]
     assert [tuple(r) for r in back] == expected
 
 
@@ -693,21 +771,20 @@ def test_stream_tuples_reads_what_execute_reads(store_engine: Engine) -> None:
     """stream_tuples gives the rows execute gives, for values SQLite gets as literals
     (quotes, the member-list separator, an IN list, NULL) and for one it keeps bound
     (bytes, which SQLAlchemy would write as a text literal)."""
-    audit = tables["audit"]
-    a = audit.c
+    table = tables["audit_batches"]  # a table of text columns
+    a = table.c
     stamp = bulk.timestamp(store_engine.dialect, datetime(2026, 11, 23, 5, 0, tzinfo=UTC))
     rows = [("g'1", "u\x1f1", "r"), ("g2", "u2", "r'"), ("g3", "u3", None)]
     with store_engine.begin() as conn:
-        insert_rows(conn, audit, ("group_name", "user_name", "rule"), rows,
-                    {"ts": stamp, "actor": "sync:x", "op": "add_member"})
+        insert_rows(conn, table, ("op", "actor", "rule"), rows, {"ts": stamp})
     queries = [
-        select(a.group_name, a.user_name).where(a.rule == "r'").order_by(a.id),
-        select(a.group_name, func.count()).where(a.group_name.in_(["g'1", "g3", "x"]))
-        .group_by(a.group_name).order_by(a.group_name),
-        select(a.user_name).where(a.rule.is_(None) | (a.user_name == "u\x1f1")).order_by(a.id),
-        select(func.group_concat(a.user_name, "\x1f")) if store_engine.dialect.name == "sqlite"
-        else select(func.string_agg(a.user_name, "\x1f")),
-        select(a.group_name).where(func.length(a.group_name) != func.length(b"'\x00xy"))
+        select(a.op, a.actor).where(a.rule == "r'").order_by(a.id),
+        select(a.op, func.count()).where(a.op.in_(["g'1", "g3", "x"]))
+        .group_by(a.op).order_by(a.op),
+        select(a.actor).where(a.rule.is_(None) | (a.actor == "u\x1f1")).order_by(a.id),
+        select(func.group_concat(a.actor, "\x1f")) if store_engine.dialect.name == "sqlite"
+        else select(func.string_agg(a.actor, "\x1f")),
+        select(a.op).where(func.length(a.op) != func.length(b"'\x00xy"))
         .order_by(a.id),
     ]
     with store_engine.connect() as conn:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 import syncd.engine
-from syncd.audit import AuditWriter
+from syncd.audit import AuditWriter, records
 from syncd.config.model import BaseConfig
 from syncd.connector import Connector, ConnectorConfig
 from syncd.engine import RunOptions, SyncEngine
@@ -65,7 +65,7 @@ def test_a_failing_snapshot_fails_the_run_and_changes_nothing(engine: Engine,
     with engine.connect() as conn:
         for name in ("groups", "users", "memberships", "mirror_groups", "cursors"):
             assert conn.execute(select(tables[name])).all() == [], name
-        (record,) = conn.execute(select(tables["audit"])).all()
+        (record,) = conn.execute(records()).all()
         (run,) = conn.execute(select(tables["runs"])).all()
     assert record.op == "run_failed"
     assert (run.status, run.connector) == ("failed", "flaky")

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, insert, select
 
 import syncd.engine
-from syncd.audit import AuditWriter
+from syncd.audit import AuditWriter, records
 from syncd.config.model import BaseConfig, SafetyConfig
 from syncd.config.rules import Rule
 from syncd.connector import Connector, ConnectorConfig
@@ -45,7 +45,6 @@ OTHER = "other"
 USERS = tables["users"]
 GROUPS = tables["groups"]
 MEMBERSHIPS = tables["memberships"]
-AUDIT = tables["audit"]
 
 USER_NAMES = ["ann", "ben", "cat", "dan", "eve", "fay"]
 GROUP_IDS = [f"g{i}" for i in range(6)]
@@ -345,8 +344,9 @@ def group_rows(engine: Engine) -> dict[str, Any]:
 
 def audit_of(engine: Engine, run_id: str) -> Counter[tuple[str, str | None, str | None]]:
     with engine.connect() as conn:
-        rows = conn.execute(select(AUDIT.c.op, AUDIT.c.group_name, AUDIT.c.user_name)
-                            .where(AUDIT.c.run_id == run_id))
+        whole = records().subquery()
+        rows = conn.execute(select(whole.c.op, whole.c.group_name, whole.c.user_name)
+                            .where(whole.c.run_id == run_id))
         return Counter((r[0], r[1], r[2]) for r in rows)
 
 
