@@ -8,6 +8,7 @@ warnings and the colliding group is left as it is.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import compress, filterfalse, repeat
 from operator import countOf, is_not, itemgetter, not_
@@ -214,16 +215,19 @@ class Differ:
         users share a name or some are in the store and some not (``_members`` decides).
         """
         positions = list(want)
-        if remove_disabled and self._disabled_pos:
+        roles = list(want.values())
+        if remove_disabled and self._disabled_pos \
+                and not self._disabled_pos.isdisjoint(positions):
             positions = list(filterfalse(self._disabled_pos.__contains__, positions))
+            roles = list(map(want.__getitem__, positions))
         if not positions:
             return True
         names = list(map(self._name_of.__getitem__, positions))
         if len(set(names)) != len(names):
             return False
-        roles = list(map(want.__getitem__, positions))
         n, rname = len(names), d.rule.name
-        stored = countOf(map(self.existing.users.__contains__, names), True)
+        store_users = self.existing.users
+        stored = countOf(map(store_users.__contains__, names), True) if store_users else 0
         if stored == n:
             self.result.changes.extend(map(
                 AddMember, repeat(group_name, n), names, roles,
@@ -477,11 +481,11 @@ class Differ:
                      for name, made in self._new_users.items()}
         groups, users, roles, rnames, keys = self._unknown
         statuses = list(map(status_of.get, users))
-        # no membership for a user that no rule creates
-        keep = list(map(is_not, statuses, repeat(None)))
-        self.result.changes.extend(map(AddMember, *(
-            compress(column, keep) for column in (groups, users, roles, statuses, rnames,
-                                                  keys))))
+        columns: tuple[Iterable[str | None], ...] = (groups, users, roles, statuses, rnames, keys)
+        if None in statuses:  # no membership for a user that no rule creates
+            keep = list(map(is_not, statuses, repeat(None)))
+            columns = tuple(compress(column, keep) for column in columns)
+        self.result.changes.extend(map(AddMember, *columns))
         for d in by_key.values():
             refs = self.resolver.dangling(d)
             if refs:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from itertools import groupby
 from operator import attrgetter
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from syncd.rules import Warning
 
@@ -208,7 +209,8 @@ class Blocked:
         return out
 
 
-_rank = attrgetter("rank")
+# a change's class: ``type`` itself (C), typed for the sort's buckets
+_kind = cast("Callable[[Change], type[Change]]", type)
 
 
 def _group_user(c: Any) -> str:
@@ -239,8 +241,8 @@ class ConnectorPlan:
         # By rank first, then within a rank (whose changes all have the same attributes)
         # by name: millions of changes sort in a second or two.
         buckets: dict[int, list[Change]] = {}
-        for rank, run in groupby(self.changes, key=_rank):  # runs of one rank, in C
-            buckets.setdefault(rank, []).extend(run)
+        for cls, run in groupby(self.changes, key=_kind):  # runs of one kind, in C
+            buckets.setdefault(cls.rank, []).extend(run)
         ordered: list[Change] = []
         for rank in sorted(buckets):
             items = buckets[rank]
