@@ -76,6 +76,9 @@ class Differ:
         self.result = DiffResult(warnings=resolver.warnings)
         self._new_users: dict[str, CreateUser] = {}
         self._created: set[str] = set()
+        # one byte a source user, 1 once its user name is in _created: the first sync's
+        # check of millions of members against _created, made without touching the names
+        self._created_pos = bytearray(len(index.users))
         # Members who are users unknown to the store, column by column (group, user, role,
         # rule, key): added once every group is seen, if a rule creates or invites the user.
         self._unknown: tuple[list[str], list[str], list[str], list[str], list[str]] = (
@@ -223,7 +226,7 @@ class Differ:
         if not positions:
             return True
         names = list(map(self._name_of.__getitem__, positions))
-        if len(set(names)) != len(names):
+        if self._names_shared and len(set(names)) != len(names):
             return False
         n, rname = len(names), d.rule.name
         store_users = self.existing.users
@@ -236,9 +239,11 @@ class Differ:
         if stored:
             return False
         # the users no earlier group has created (names are distinct within the group, so
-        # what this loop creates cannot be met again in it)
+        # what this loop creates cannot be met again in it); a user whose name another
+        # user created is noted again, which changes nothing
         rule = d.rule
-        for pos in compress(positions, map(not_, map(self._created.__contains__, names))):
+        for pos in compress(positions, map(not_, map(self._created_pos.__getitem__,
+                                                     positions))):
             self._note_unknown(pos, rule)
         groups, users, role_col, rules, keys = self._unknown
         groups.extend(repeat(group_name, n))
@@ -268,6 +273,7 @@ class Differ:
                 su.external_id)
             if cls is CreateUser:
                 self._created.add(su.user_name)  # final: nothing turns it back
+                self._created_pos[pos] = 1
 
     def _unchanged(self, want: dict[int, str], existing: MemberBlock,
                    remove_disabled: bool) -> bool:
@@ -436,6 +442,8 @@ class Differ:
             else ("" if u.disabled else None) for u in self.index.users]
         self._unknown_pos = {pos for pos, uid in enumerate(self._uid_of) if uid is None}
         self._name_of = [u.user_name for u in self.index.users]
+        # whether two source users share a user name (then a group's may clash)
+        self._names_shared = len(set(self._name_of)) != len(self._name_of)
         self._disabled_pos = {pos for pos, u in enumerate(self.index.users) if u.disabled}
         # the status a membership is added with, for a user in the store
         self._status_of = ["deactivated" if u.disabled else "accepted"

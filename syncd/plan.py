@@ -218,6 +218,13 @@ def _group_user(c: Any) -> str:
     return f"{c.group}\0{c.user}"
 
 
+def _by_op(kinds: Counter[type[Change]]) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for cls, n in kinds.items():
+        out[cls.op] += n
+    return out
+
+
 @dataclass
 class ConnectorPlan:
     """One connector's part of a run: what it saw, what would change, what blocks it."""
@@ -235,14 +242,20 @@ class ConnectorPlan:
     managed_groups: int = 0
     managed_members: int = 0
     managed_by_rule: dict[str, tuple[int, int]] = field(default_factory=dict)
+    _counted: tuple[list[Change], Counter[str]] | None = field(default=None, repr=False,
+                                                              compare=False)
 
     def sort(self) -> None:
         """Put the changes in their fixed order."""
         # By rank first, then within a rank (whose changes all have the same attributes)
         # by name: millions of changes sort in a second or two.
         buckets: dict[int, list[Change]] = {}
+        classes: dict[int, set[type[Change]]] = {}
         for cls, run in groupby(self.changes, key=_kind):  # runs of one kind, in C
             buckets.setdefault(cls.rank, []).extend(run)
+            classes.setdefault(cls.rank, set()).add(cls)
+        # the counts on the way, in the order of the sorted changes
+        kinds: Counter[type[Change]] = Counter()
         ordered: list[Change] = []
         for rank in sorted(buckets):
             items = buckets[rank]
@@ -255,15 +268,21 @@ class ConnectorPlan:
             else:
                 items.sort(key=attrgetter(*names))
             ordered.extend(items)
+            if len(classes[rank]) == 1:
+                kinds[type(items[0])] += len(items)
+            else:
+                kinds.update(map(type, items))
         self.changes = ordered
+        self._counted = (ordered, _by_op(kinds))
 
     def counts(self) -> Counter[str]:
-        """How many changes of each op (counted by class, in C: a plan holds millions)."""
-        out: Counter[str] = Counter()
-        kinds: Counter[type[Change]] = Counter(map(type, self.changes))
-        for cls, n in kinds.items():
-            out[cls.op] += n
-        return out
+        """How many changes of each op (counted by class, in C: a plan holds millions;
+        the sort counts them on its way, for as long as the list it made is unchanged)."""
+        if self._counted is not None:
+            changes, counts = self._counted
+            if changes is self.changes and counts.total() == len(changes):
+                return Counter(counts)
+        return _by_op(Counter(map(type, self.changes)))
 
     def report(self) -> dict[str, Any]:
         """The ``connectors`` entry of the JSON output."""

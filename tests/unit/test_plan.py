@@ -50,3 +50,24 @@ def test_sort_gives_the_order_of_sort_key(items: list[Change]) -> None:
     assert cp.changes == sorted(items, key=Change.sort_key)
     # stable: changes with equal keys keep the order the diff made them in
     assert [id(c) for c in cp.changes] == [id(c) for c in sorted(items, key=Change.sort_key)]
+
+
+@given(st.lists(changes(), max_size=40), st.lists(changes(), max_size=3))
+def test_counts_are_those_of_the_sorted_changes(items: list[Change],
+                                                more: list[Change]) -> None:
+    """The sort counts the changes on its way: the counts are the ops of the sorted changes
+    in the order they first appear, and are counted afresh once the list changes."""
+    cp = ConnectorPlan("c", "full", changes=list(items))
+    cp.sort()
+    counts = cp.counts()
+    expected = {op: sum(1 for c in cp.changes if c.op == op)
+                for op in dict.fromkeys(c.op for c in cp.changes)}
+    assert list(counts.items()) == list(expected.items())
+    counts["add_member"] += 100  # the caller's copy
+    assert cp.counts() == expected
+    cp.changes.extend(more)
+    assert cp.counts() == {op: sum(1 for c in cp.changes if c.op == op)
+                           for op in {c.op for c in cp.changes}}
+    cp.changes = list(reversed(cp.changes))
+    assert cp.counts() == {op: sum(1 for c in cp.changes if c.op == op)
+                           for op in {c.op for c in cp.changes}}
