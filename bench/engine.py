@@ -2,6 +2,7 @@
 
     python bench/engine.py --size medium            # or small, large
     python bench/engine.py --size large --store postgresql+psycopg://postgres@127.0.0.1/test
+    python bench/engine.py --size large --repeat 3     # the best of three runs a scenario
 
 Each scenario runs in a fresh process so that its peak memory is its own. Phases are timed
 through the engine's progress hook: reading the source (LDIF parse and index), planning
@@ -12,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -98,7 +102,7 @@ def reset_store(store: str, data: Path, size: str) -> str:
     """A fresh, empty store for the run."""
     if store == "sqlite":
         db = data / f"{size}.db"
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in SUFFIXES:
             Path(str(db) + suffix).unlink(missing_ok=True)
         return f"sqlite:///{db}"
     from sqlalchemy import create_engine, text
@@ -112,12 +116,45 @@ def reset_store(store: str, data: Path, size: str) -> str:
     return f"{store}{sep}options=-csearch_path%3Dsyncd_bench"
 
 
+SUFFIXES = ("", "-wal", "-shm")
+
+
+@contextmanager
+def store_kept(db: Path, keep: bool) -> Iterator[None]:
+    """With ``keep``: copy the SQLite store aside first, so that ``restore`` can put it
+    back before each repeat of a scenario that writes; the last run's store stays."""
+    if not keep:
+        yield
+        return
+    for suffix in SUFFIXES:
+        src = Path(str(db) + suffix)
+        if src.exists():
+            shutil.copyfile(src, str(db) + suffix + ".kept")
+    try:
+        yield
+    finally:
+        for suffix in SUFFIXES:
+            Path(str(db) + suffix + ".kept").unlink(missing_ok=True)
+
+
+def restore(db: Path) -> None:
+    """The store as ``store_kept`` found it."""
+    for suffix in SUFFIXES:
+        kept, path = Path(str(db) + suffix + ".kept"), Path(str(db) + suffix)
+        if kept.exists():
+            shutil.copyfile(kept, path)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def main() -> None:
     """Run every scenario and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="medium", choices=["small", "medium", "large"])
     parser.add_argument("--store", default="sqlite", help="sqlite, or a PostgreSQL URL")
     parser.add_argument("--data-dir", type=Path, default=HERE / "data")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="run each scenario N times and show the best (SQLite only)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--dry-run", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -127,7 +164,10 @@ def main() -> None:
 
     base, changed = ensure_data(args.size, args.data_dir)
     url = reset_store(args.store, args.data_dir, args.size)
+    if args.repeat > 1 and args.store != "sqlite":
+        parser.error("--repeat needs the SQLite store (it restores the file between runs)")
     config = args.data_dir / f"{args.size}.yaml"
+    db = args.data_dir / f"{args.size}.db"
     steps = [
         ("plan", "plan, empty store (dry run)", base, True),
         ("first_apply", "first sync into the empty store", base, False),
@@ -139,9 +179,22 @@ def main() -> None:
     rows = []
     for key, label, ldif, dry in steps:
         config.write_text(CONFIG.format(store=url, ldif=ldif), encoding="utf-8")
-        r = run_child(config, dry)
+        runs = []
+        with store_kept(db, args.repeat > 1 and not dry):
+            for i in range(args.repeat):
+                if i and not dry:
+                    restore(db)
+                runs.append(run_child(config, dry))
+        # the best of the runs: the phase the scenario is about, least time
+        phase = "plan_s" if dry else "apply_s"
+        r = min(runs, key=lambda run: run[phase])
+        r["runs"] = [run[phase] for run in runs]
+        if len({run["changes"] for run in runs}) > 1:  # a restore that did not hold
+            sys.exit(f"{label}: the runs planned different numbers of changes: "
+                     f"{[run['changes'] for run in runs]}")
         rows.append((key, label, r))
-    print(f"\nsyncd engine benchmark: {args.size} set ({base.name}), store {args.store}")
+    print(f"\nsyncd engine benchmark: {args.size} set ({base.name}), store {args.store}"
+          + (f", best of {args.repeat} runs a scenario" if args.repeat > 1 else ""))
     print(machine.describe() + "\n")
     head = (f"{'scenario':<40} {'changes':>9} {'read':>7} {'plan':>7} {'(cpu)':>7} "
             f"{'apply':>7} {'(cpu)':>7} {'peak':>8}")
@@ -155,6 +208,10 @@ def main() -> None:
           " apply = one transaction with audit rows and mirror;\n(cpu) = CPU seconds of the"
           " phase (wall time includes waiting for the disk and for other processes)")
     by_key = {k: r for k, _, r in rows}
+    if args.repeat > 1:
+        print("\nevery run (the phase in the table: plan for dry runs, apply for syncs):")
+        for _key, label, r in rows:
+            print(f"  {label:<40} " + "  ".join(f"{t:6.2f}s" for t in r["runs"]))
     print(f"\ntargets (issue figures, set for the large set; this run: {args.size}):")
     for key, (what, limit) in TARGETS.items():
         r = by_key[key]
