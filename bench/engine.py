@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -82,7 +83,10 @@ def run_child(config: Path, dry_run: bool) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__)), "--child", str(config)]
     if dry_run:
         cmd.append("--dry-run")
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    # the checkout's syncd, installed or not (the child's path starts at bench/)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(HERE.parent), os.environ.get("PYTHONPATH", "")) if p)}
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
