@@ -8,7 +8,6 @@ warnings and the colliding group is left as it is.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import compress, filterfalse, repeat
 from operator import countOf, is_not, itemgetter, not_
@@ -63,6 +62,11 @@ class DiffResult:
     members_counted: bool = True
 
 
+def _fresh(text: str) -> str:
+    """A new string equal to ``text`` (slicing a longer one makes a new object)."""
+    return (text + " ")[:-1]
+
+
 class Differ:
     """Compares one connector's desired state with the store."""
 
@@ -76,13 +80,14 @@ class Differ:
         self.result = DiffResult(warnings=resolver.warnings)
         self._new_users: dict[str, CreateUser] = {}
         self._created: set[str] = set()
-        # one byte a source user, 1 once its user name is in _created: the first sync's
-        # check of millions of members against _created, made without touching the names
-        self._created_pos = bytearray(len(index.users))
-        # Members who are users unknown to the store, column by column (group, user, role,
-        # rule, key): added once every group is seen, if a rule creates or invites the user.
-        self._unknown: tuple[list[str], list[str], list[str], list[str], list[str]] = (
-            [], [], [], [], [])
+        # one byte a source user, 1 where there is nothing left to note: its user name is in
+        # _created, or it is disabled (never created); the first sync's check of millions
+        # of members, made without touching the names
+        self._settled_pos = bytearray(u.disabled for u in index.users)
+        # Members who are users unknown to the store, a group's at a time (group, source
+        # positions and user names of the users, roles, rule, key): added once every group
+        # is seen, if a rule creates or invites the user.
+        self._unknown: list[tuple[str, list[int], list[str], list[str], str, str]] = []
         self._by_rule_groups: dict[str, int] = defaultdict(int)
         self._by_rule_members: dict[str, int] = defaultdict(int)
 
@@ -242,15 +247,10 @@ class Differ:
         # what this loop creates cannot be met again in it); a user whose name another
         # user created is noted again, which changes nothing
         rule = d.rule
-        for pos in compress(positions, map(not_, map(self._created_pos.__getitem__,
+        for pos in compress(positions, map(not_, map(self._settled_pos.__getitem__,
                                                      positions))):
             self._note_unknown(pos, rule)
-        groups, users, role_col, rules, keys = self._unknown
-        groups.extend(repeat(group_name, n))
-        users.extend(names)
-        role_col.extend(roles)
-        rules.extend(repeat(rname, n))
-        keys.extend(repeat(key, n))
+        self._unknown.append((group_name, positions, names, roles, rname, key))
         return True
 
     def _note_unknown(self, pos: int, rule: Rule) -> None:
@@ -273,7 +273,7 @@ class Differ:
                 su.external_id)
             if cls is CreateUser:
                 self._created.add(su.user_name)  # final: nothing turns it back
-                self._created_pos[pos] = 1
+                self._settled_pos[pos] = 1
 
     def _unchanged(self, want: dict[int, str], existing: MemberBlock,
                    remove_disabled: bool) -> bool:
@@ -331,6 +331,9 @@ class Differ:
         created = self._created
         changes = self.result.changes
         have = {m[M_USER_ID]: m for m in existing}
+        unknown_pos: list[int] = []
+        unknown_names: list[str] = []
+        unknown_roles: list[str] = []
         kept: set[str] = set()
         seen: set[str] = set()
         for pos, role in want.items():
@@ -350,9 +353,9 @@ class Differ:
                 else:
                     if name not in created:
                         self._note_unknown(pos, rule)
-                    for column, value in zip(self._unknown, (group_name, name, role, rname,
-                                                             key), strict=True):
-                        column.append(value)
+                    unknown_pos.append(pos)
+                    unknown_names.append(name)
+                    unknown_roles.append(role)
                 continue
             kept.add(current[M_USER_ID])
             if not current[M_OURS]:
@@ -367,6 +370,9 @@ class Differ:
             if m[M_USER_ID] not in kept and m[M_OURS]:
                 changes.append(RemoveMember(group_name, self.existing.user_names[m[M_USER_ID]],
                                             rname, key))
+        if unknown_names:
+            self._unknown.append((group_name, unknown_pos, unknown_names, unknown_roles, rname,
+                                  key))
 
     # -- a delta's reach --------------------------------------------------------------------
 
@@ -441,7 +447,11 @@ class Differ:
             store_users[u.user_name].id if u.user_name in store_users
             else ("" if u.disabled else None) for u in self.index.users]
         self._unknown_pos = {pos for pos, uid in enumerate(self._uid_of) if uid is None}
-        self._name_of = [u.user_name for u in self.index.users]
+        # The user names as fresh copies, made one after another: the member changes of a
+        # first sync touch millions of them, and side by side in memory they stay in the
+        # caches (the source's own strings lie scattered among everything read with them;
+        # on 2M memberships the copies take a tenth off planning).
+        self._name_of = [_fresh(u.user_name) for u in self.index.users]
         # whether two source users share a user name (then a group's may clash)
         self._names_shared = len(set(self._name_of)) != len(self._name_of)
         self._disabled_pos = {pos for pos, u in enumerate(self.index.users) if u.disabled}
@@ -487,13 +497,20 @@ class Differ:
         # whether a user is created does not hang on group order: their memberships last
         status_of = {name: "invited" if isinstance(made, InviteUser) else "accepted"
                      for name, made in self._new_users.items()}
-        groups, users, roles, rnames, keys = self._unknown
-        statuses = list(map(status_of.get, users))
-        columns: tuple[Iterable[str | None], ...] = (groups, users, roles, statuses, rnames, keys)
-        if None in statuses:  # no membership for a user that no rule creates
-            keep = list(map(is_not, statuses, repeat(None)))
-            columns = tuple(compress(column, keep) for column in columns)
-        self.result.changes.extend(map(AddMember, *columns))
+        # by source position: a list read in order of position is kinder to the memory
+        # caches than millions of lookups of names
+        status_at = list(map(status_of.get, self._name_of))
+        changes = self.result.changes
+        for group_name, positions, all_names, all_roles, rname, key in self._unknown:
+            statuses = list(map(status_at.__getitem__, positions))
+            names, roles = all_names, all_roles
+            if None in statuses:  # no membership for a user that no rule creates
+                keep = list(map(is_not, statuses, repeat(None)))
+                names, roles = list(compress(names, keep)), list(compress(roles, keep))
+                statuses = list(compress(statuses, keep))
+            n = len(names)
+            changes.extend(map(AddMember, repeat(group_name, n), names, roles, statuses,
+                               repeat(rname, n), repeat(key, n)))
         for d in by_key.values():
             refs = self.resolver.dangling(d)
             if refs:

@@ -213,9 +213,33 @@ class Blocked:
 _kind = cast("Callable[[Change], type[Change]]", type)
 
 
-def _group_user(c: Any) -> str:
-    """A member change's sort key within its rank: group name, then user name."""
-    return f"{c.group}\0{c.user}"
+_group = attrgetter("group")
+_user = attrgetter("user")
+
+
+def _by_group_user(items: list[Change]) -> list[Change]:
+    """Member changes of one rank in (group, user) order, as a stable sort by that pair
+    leaves them.
+
+    A diff makes a group's member changes one after another: the runs of one group, put
+    together (in the order given, should a group come in more than one run) and sorted by
+    user name, then the groups by name, are that order; faster than sorting millions of
+    changes by the pair, and kinder to the memory caches.
+    """
+    by_group: dict[str, list[Change]] = {}
+    for name, run in groupby(items, key=_group):
+        held = by_group.get(name)
+        if held is None:
+            by_group[name] = list(run)
+        else:
+            held.extend(run)
+    out: list[Change] = []
+    for name in sorted(by_group):
+        changes = by_group[name]
+        if len(changes) > 1:
+            changes.sort(key=_user)
+        out.extend(changes)
+    return out
 
 
 def _by_op(kinds: Counter[type[Change]]) -> Counter[str]:
@@ -261,10 +285,7 @@ class ConnectorPlan:
             items = buckets[rank]
             names = [n for n in ("group", "user") if hasattr(items[0], n)]
             if names == ["group", "user"]:
-                # one string a change: compared faster than a tuple of two (a third off
-                # sorting two million memberships); the same order, "\0" being the least
-                # character, for every name that does not hold it
-                items.sort(key=_group_user)
+                items = _by_group_user(items)
             else:
                 items.sort(key=attrgetter(*names))
             ordered.extend(items)

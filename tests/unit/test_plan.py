@@ -1,5 +1,5 @@
-"""The plan's fixed order: ``ConnectorPlan.sort`` (buckets by rank, a string key for member
-changes) puts changes in the order of ``Change.sort_key``."""
+"""The plan's fixed order: ``ConnectorPlan.sort`` (buckets by rank, member changes sorted a
+group at a time) puts changes in the order of ``Change.sort_key``."""
 
 from __future__ import annotations
 
