@@ -7,7 +7,9 @@ warnings and the colliding group is left as it is.
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import compress, filterfalse, repeat
 from operator import countOf, is_not, itemgetter, not_
@@ -87,7 +89,7 @@ class Differ:
         # Members who are users unknown to the store, a group's at a time (group, source
         # positions and user names of the users, roles, rule, key): added once every group
         # is seen, if a rule creates or invites the user.
-        self._unknown: list[tuple[str, list[int], list[str], list[str], str, str]] = []
+        self._unknown: list[tuple[str, Sequence[int], list[str], list[str], str, str]] = []
         self._by_rule_groups: dict[str, int] = defaultdict(int)
         self._by_rule_members: dict[str, int] = defaultdict(int)
 
@@ -222,11 +224,13 @@ class Differ:
         millions of members this way. Returns False, doing nothing, where two desired
         users share a name or some are in the store and some not (``_members`` decides).
         """
-        positions = list(want)
+        # positions as machine ints: the passes below read them over and over, and the int
+        # objects of the dict lie scattered in memory
+        positions = array("i", want)
         roles = list(want.values())
         if remove_disabled and self._disabled_pos \
                 and not self._disabled_pos.isdisjoint(positions):
-            positions = list(filterfalse(self._disabled_pos.__contains__, positions))
+            positions = array("i", filterfalse(self._disabled_pos.__contains__, positions))
             roles = list(map(want.__getitem__, positions))
         if not positions:
             return True
