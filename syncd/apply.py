@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from itertools import groupby, islice, repeat
+from itertools import groupby, islice
 from operator import attrgetter
 from typing import Any
 
@@ -27,7 +27,7 @@ from syncd.plan import (
     SetMemberStatus,
     UpdateGroup,
 )
-from syncd.store.bulk import indexes_rebuilt, insert_rows, json_value, timestamp
+from syncd.store.bulk import hoist_columns, indexes_rebuilt, insert_rows, json_value, timestamp
 from syncd.store.schema import new_ids, tables, utcnow
 
 BATCH = 5000
@@ -44,13 +44,13 @@ Progress = Callable[[int], None]
 USER_COLUMNS = ("id", "user_name", "email", "display_name", "external")
 GROUP_COLUMNS = ("id", "name", "description", "icon", "kind", "organisation", "managed",
                  "source", "external_id", "rule", "archived", "created_at", "updated_at")
-MEMBER_COLUMNS = ("group_id", "user_id", "role", "status", "rule")
 # An audit record's own columns; the others are the same for a batch's records.
 AUDIT_COLUMNS = ("group_name", "user_name", "rule", "before", "after")
 _USER_AFTER = '{"email": %s, "external": %s}'  # a create_user record's "after", as JSON
 
 
-_MEMBER_FIELDS = attrgetter("key", "user", "role", "status", "rule", "group")
+_key, _user, _group = attrgetter("key"), attrgetter("user"), attrgetter("group")
+_role, _status, _rule = attrgetter("role"), attrgetter("status"), attrgetter("rule")
 
 
 class _GroupIds(dict[str, str]):
@@ -82,6 +82,10 @@ class Applier:
         self.group_ids = _GroupIds()
         self._stamp: Any = None
         self._records: list[tuple[Any, ...]] = []
+        # a batch's audit records as columns, where its handler built them so
+        self._columns: dict[str, list[Any]] | None = None
+        self._held: bool | None = None  # see _ids_held
+        self._ids_written: set[str] = set()
         self.groups = existing.groups
         self.progress = progress
         self._new_user_ids: Iterator[str] = iter(())
@@ -131,11 +135,14 @@ class Applier:
                 # one timestamp for a batch: its rows' created_at and its records' ts
                 self._stamp = timestamp(self.conn.dialect, datetime.now(UTC))
                 self._records = []
+                self._columns = None
                 handler(batch)
-                self.audit.add_rows(self.conn, {
+                columns = self._columns or dict(zip(
+                    AUDIT_COLUMNS, map(list, zip(*self._records, strict=True)), strict=True))
+                self.audit.add_columns(self.conn, {
                     "ts": self._stamp, "run_id": self.run_id, "actor": self.actor,
                     "op": items[0].op, "source": self.connector, "extra": None,
-                }, AUDIT_COLUMNS, self._records)
+                }, columns)
                 if self.progress:
                     self.progress(len(batch))
         self.audit.flush_rows(self.conn)
@@ -159,11 +166,26 @@ class Applier:
             # A user renamed in the source (same external id, new user name) is a new user
             # here: user names are what the application knows people by. The source's id
             # moves to the new user; the old one keeps its manual memberships.
-            x = USER_IDS.c
-            self.conn.execute(delete(USER_IDS).where(
-                x.source == self.connector, x.external_id.in_([e for _, e in ext])))
+            moving = [e for _, e in ext]
+            if not self._ids_held():  # only ids this apply wrote can be held
+                moving = list(filter(self._ids_written.__contains__, moving))
+                self._ids_written.update(e for _, e in ext)
+            if moving:
+                x = USER_IDS.c
+                self.conn.execute(delete(USER_IDS).where(
+                    x.source == self.connector, x.external_id.in_(moving)))
         insert_rows(self.conn, USER_IDS, ("user_id", "external_id"), ext,
                     {"source": self.connector})
+
+    def _ids_held(self) -> bool:
+        """Whether the store held users' external ids of this source when the apply began;
+        asked once. A first sync's store holds none: only ids the apply itself wrote (a
+        source that gives two users one id) can be in the way, and it keeps those."""
+        if self._held is None:
+            x = USER_IDS.c
+            self._held = self.conn.execute(
+                select(x.user_id).where(x.source == self.connector).limit(1)).first() is not None
+        return self._held
 
     def _create_groups(self, batch: list[CreateGroup]) -> None:
         now = self._stamp  # the batch's time, as its audit records have it
@@ -194,25 +216,34 @@ class Applier:
 
     def _add_members(self, batch: list[AddMember]) -> None:
         # The hot path of a first sync (a row and a record per membership): the batch is
-        # taken apart into columns and put together again as rows and records by C code
-        # (attrgetter, zip, map over dict lookups), each record's "after" encoded once per
-        # (role, status) the batch holds.
+        # taken apart into columns by C code (attrgetter, map over dict lookups); the
+        # columns that hold one value for the whole batch (its rule, mostly its role and
+        # status) go to the statement once, and only the others are zipped into rows.
         now = self._stamp  # the batch's time, as its audit records have it
-        keys, users, roles, statuses, rules, groups = zip(*map(_MEMBER_FIELDS, batch),
-                                                          strict=True)
-        shapes = {(role, status): json_value({"role": role, "status": status})
-                  for role, status in set(zip(roles, statuses, strict=True))}
-        rows = list(zip(map(self.group_ids.__getitem__, keys),
-                        map(self.user_ids.__getitem__, users), roles, statuses, rules,
-                        strict=True))
-        self._records.extend(zip(groups, users, rules, repeat(None, len(batch)),
-                                 map(shapes.__getitem__, zip(roles, statuses, strict=True)),
-                                 strict=True))
-        # In key order: rows that follow each other in the table's B-tree are written
-        # together (groups and users an earlier run made have random ids).
+        users = list(map(_user, batch))
+        roles, statuses, rules = (list(map(_role, batch)), list(map(_status, batch)),
+                                  list(map(_rule, batch)))
+        names, values, constants = hoist_columns({
+            "group_id": list(map(self.group_ids.__getitem__, map(_key, batch))),
+            "user_id": list(map(self.user_ids.__getitem__, users)),
+            "role": roles, "status": statuses, "rule": rules,
+        }, {"origin": "sync", "source": self.connector, "created_at": now, "updated_at": now},
+            only=("role", "status", "rule"))
+        # each record's "after", encoded once per (role, status) the batch holds
+        if "role" in constants and "status" in constants:
+            after = [json_value({"role": roles[0], "status": statuses[0]})] * len(batch)
+        else:
+            shapes = {(role, status): json_value({"role": role, "status": status})
+                      for role, status in set(zip(roles, statuses, strict=True))}
+            after = list(map(shapes.__getitem__, zip(roles, statuses, strict=True)))
+        self._columns = {"group_name": list(map(_group, batch)), "user_name": users,
+                         "rule": rules, "before": [None] * len(batch), "after": after}
+        # In key order (the key's columns come first): rows that follow each other in the
+        # table's B-tree are written together (groups and users an earlier run made have
+        # random ids).
+        rows = list(zip(*values, strict=True))
         rows.sort()
-        insert_rows(self.conn, MEMBERSHIPS, MEMBER_COLUMNS, rows, {
-            "origin": "sync", "source": self.connector, "created_at": now, "updated_at": now})
+        insert_rows(self.conn, MEMBERSHIPS, names, rows, constants)
 
     def _member_update(self, batch: list[ChangeRole] | list[SetMemberStatus],
                        column: str) -> None:

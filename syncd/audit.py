@@ -9,14 +9,14 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import groupby
+from itertools import groupby, repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Dialect, Select, func, insert, select
 
-from syncd.store.bulk import hoist, insert_rows, json_value, plain, timestamp
+from syncd.store.bulk import hoist_columns, insert_rows, json_value, plain, timestamp
 from syncd.store.schema import tables
 
 RECORDS = tables["audit"]
@@ -49,28 +49,36 @@ def write_batch(conn: Connection, shared: dict[str, Any], columns: Sequence[str]
     """Insert one batch of records: ``shared`` holds the driver-ready values of
     ``BATCH_COLUMNS`` (and may hold ones of ``SHARED_COLUMNS``) for all of them, ``rows``
     the values of ``columns`` (the others of ``RECORD_COLUMNS`` and ``SHARED_COLUMNS``).
-
-    A column of ``SHARED_COLUMNS`` that holds one value in every row goes to the batch. So
-    does the commonest value of one that no row leaves empty, and the rows that hold it
-    leave it empty: an empty value of a record then means the batch's, and only then (a
-    first sync's 1.9 million ``after`` are ``{"role": "member", "status": "accepted"}``
-    but for owners and disabled users).
-    """
+    ``write_columns`` says what goes where."""
     if not rows:
         return
-    columns, rows, batch = hoist(columns, rows, shared, only=SHARED_COLUMNS)
-    mixed = [i for i, name in enumerate(columns) if name in SHARED_COLUMNS]
-    if mixed:
-        values = [list(map(itemgetter(i), rows)) for i in range(len(columns))]
-        for i in mixed:
-            if None not in values[i]:
-                common = Counter(values[i]).most_common(1)[0][0]
-                batch[columns[i]] = common
-                values[i] = list(map({common: None}.get, values[i], values[i]))
-        rows = list(zip(*values, strict=True))
+    values = [list(map(itemgetter(i), rows)) for i in range(len(columns))]
+    write_columns(conn, shared, dict(zip(columns, values, strict=True)))
+
+
+def write_columns(conn: Connection, shared: dict[str, Any], columns: dict[str, list[Any]],
+                  ) -> None:
+    """``write_batch`` of records given as columns (name -> one value a record).
+
+    A column of ``SHARED_COLUMNS`` that holds one value in every record goes to the batch.
+    So does the commonest value of one that no record leaves empty, and the records that
+    hold it leave it empty: an empty value of a record then means the batch's, and only then
+    (a first sync's 1.9 million ``after`` are ``{"role": "member", "status": "accepted"}``
+    but for owners and disabled users).
+    """
+    count = len(next(iter(columns.values()), ()))
+    if not count:
+        return
+    names, values, batch = hoist_columns(columns, shared, only=SHARED_COLUMNS)
+    for i, name in enumerate(names):
+        if name in SHARED_COLUMNS and None not in values[i]:
+            common = Counter(values[i]).most_common(1)[0][0]
+            batch[name] = common
+            values[i] = list(map({common: None}.get, values[i], values[i]))
     batch_id = conn.execute(insert(plain(BATCHES)).values(batch)
                             .returning(plain(BATCHES).c.id)).scalar_one()
-    insert_rows(conn, RECORDS, columns, rows, {"batch_id": batch_id})
+    rows = list(zip(*values, strict=True)) if values else [()] * count
+    insert_rows(conn, RECORDS, names, rows, {"batch_id": batch_id})
 
 
 def cli_actor() -> str:
@@ -151,18 +159,19 @@ class AuditWriter:
         if len(self._pending_rows) >= self.batch_size:
             self.flush_rows(conn)
 
-    def add_rows(self, conn: Connection, constants: dict[str, Any], columns: tuple[str, ...],
-                 rows: list[tuple[Any, ...]]) -> None:
+    def add_columns(self, conn: Connection, constants: dict[str, Any],
+                    columns: dict[str, list[Any]]) -> None:
         """Insert records now, given as ``constants`` (the columns every record shares, with
-        driver-ready values; ``BATCH_COLUMNS`` at least) and ``rows`` of the other
-        ``columns``: the sync apply's path for a batch of changes of one kind."""
+        driver-ready values; ``BATCH_COLUMNS`` at least) and ``columns`` (name -> one value
+        a record) of the others: the sync apply's path for a batch of changes of one kind,
+        built column by column."""
         self.flush_rows(conn)  # records queued earlier come first
-        write_batch(conn, constants, columns, rows)
+        write_columns(conn, constants, columns)
         if self.file is not None:
-            pick = [(True, constants[c]) if c in constants else (False, columns.index(c))
-                    for c in ROW_COLUMNS]
-            self._uncommitted.extend(
-                tuple(v if const else row[v] for const, v in pick) for row in rows)
+            count = len(next(iter(columns.values()), ()))
+            self._uncommitted.extend(zip(*(
+                columns[c] if c in columns else repeat(constants[c], count)
+                for c in ROW_COLUMNS), strict=True))
 
     def add_all(self, conn: Connection, records: Iterable[Audit]) -> None:
         """Queue several records."""

@@ -155,6 +155,30 @@ def hoist(columns: Sequence[str], rows: list[tuple[Any, ...]], constants: Mappin
     return [columns[i] for i in keep], rows, hoisted
 
 
+def hoist_columns(columns: Mapping[str, list[Any]], constants: Mapping[str, Any],
+                  only: Sequence[str] | None = None,
+                  ) -> tuple[list[str], list[list[Any]], dict[str, Any]]:
+    """``hoist`` for a batch given as columns (name -> values, all of one length): the
+    names and values of the columns kept, and the constants with those hoisted.
+
+    A batch built column by column is zipped into rows once, of the columns that vary only,
+    instead of into rows of all of them that ``hoist`` takes apart again.
+    """
+    names: list[str] = []
+    kept: list[list[Any]] = []
+    hoisted = dict(constants)
+    for name, values in columns.items():
+        value = values[0] if values else None
+        if (values and (only is None or name in only)
+                and (value is None or isinstance(value, str))
+                and countOf(values, value) == len(values)):
+            hoisted[name] = value
+            continue
+        names.append(name)
+        kept.append(values)
+    return names, kept, hoisted
+
+
 _QUOTE = String()
 
 
