@@ -724,6 +724,25 @@ def test_user_renamed_in_the_source_becomes_a_new_user(engine: Engine) -> None:
     assert ops(diff(engine, [r], [renamed()], [sg("g", ["alice.smith"])])) == []
 
 
+def test_two_new_users_with_one_external_id_in_different_batches(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty store holds no user's external id, and a first sync runs no delete for
+    them; but a source that gives two users one id still gets it moved to the later one,
+    as it would in a store that held ids, not a failed apply."""
+    monkeypatch.setattr("syncd.apply.BATCH", 1)  # one user a batch
+    twin = su("bob")
+    twin.external_id = "uid-alice"
+    apply(engine, [rule()], lambda: [su("alice"), twin], lambda: [sg("g", ["alice", "bob"])])
+    assert memberships(engine, "g") == {"alice": ("member", "accepted", "sync"),
+                                        "bob": ("member", "accepted", "sync")}
+    ids = tables["user_external_ids"]
+    with engine.connect() as conn:
+        owners = conn.execute(
+            select(USERS.c.user_name).join(ids, ids.c.user_id == USERS.c.id)
+            .where(ids.c.external_id == "uid-alice")).scalars().all()
+    assert owners == ["bob"]  # users are created by name: bob's batch comes second
+
+
 def test_a_name_template_rendering_empty_skips_the_group_with_a_warning() -> None:
     index = SourceIndex.build(
         [su("alice")],
