@@ -218,7 +218,8 @@ class Applier:
         # The hot path of a first sync (a row and a record per membership): the batch is
         # taken apart into columns by C code (attrgetter, map over dict lookups); the
         # columns that hold one value for the whole batch (its rule, mostly its role and
-        # status) go to the statement once, and only the others are zipped into rows.
+        # status) join the constants (on SQLite, literals of the statement), and only the
+        # others are zipped into rows.
         now = self._stamp  # the batch's time, as its audit records have it
         users = list(map(_user, batch))
         roles, statuses, rules = (list(map(_role, batch)), list(map(_status, batch)),
