@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, select, update
 
 from syncd.audit import AuditWriter
+from syncd.errors import StaleChange
 from syncd.existing import ExistingState
 from syncd.plan import (
     AddMember,
@@ -24,6 +25,7 @@ from syncd.plan import (
     CreateUser,
     DeleteGroup,
     RemoveMember,
+    RemoveMemberWithGroup,
     SetMemberStatus,
     UpdateGroup,
 )
@@ -90,6 +92,7 @@ class Applier:
         self.progress = progress
         self._new_user_ids: Iterator[str] = iter(())
         self._new_group_ids: Iterator[str] = iter(())
+        self._deleted: set[str] = set()  # keys of the groups the plan deletes
 
     def _record(self, change: Change, *, group: str | None = None, user: str | None = None,
                 before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
@@ -111,7 +114,10 @@ class Applier:
         B-tree instead of landing at random pages, which on a large load spilled and re-read
         the page cache.
         """
+        self.audit.begin(self.conn)
         kinds = Counter(map(type, changes))
+        if kinds[RemoveMemberWithGroup]:
+            self._deleted = {c.key for c in changes if type(c) is DeleteGroup}
         users = sum(n for cls, n in kinds.items() if issubclass(cls, CreateUser))
         self._new_user_ids = iter(sorted(new_ids(users)))
         self._new_group_ids = iter(sorted(new_ids(kinds[CreateGroup])))
@@ -126,6 +132,7 @@ class Applier:
             UpdateGroup: self._update_groups, AddMember: self._add_members,
             ChangeRole: self._change_roles, SetMemberStatus: self._set_statuses,
             RemoveMember: self._remove_members, ArchiveGroup: self._archive_groups,
+            RemoveMemberWithGroup: self._remove_with_groups,
             DeleteGroup: self._delete_groups,
         }
         for cls, run in groupby(changes, key=type):
@@ -203,16 +210,32 @@ class Applier:
     def _update_groups(self, batch: list[UpdateGroup]) -> None:
         now = utcnow()
         # Renames may pass names between groups (a chain or a swap): first park each renamed
-        # group under its own id, which no other group has as a name, then rename it.
+        # group under its own id, which no other group has as a name, then rename it. The
+        # first statement of each change finds its row only as the plan saw it.
         moved = [c for c in batch if "name" in c.fields or "organisation" in c.fields]
         for c in moved:
-            self.conn.execute(update(GROUPS).where(GROUPS.c.id == c.key).values(name=c.key))
+            found = self.conn.execute(update(GROUPS).where(*self._as_planned(c))
+                                      .values(name=c.key)).rowcount
+            _expect(found, [c])
         for c in batch:
             values = {k: v["new"] for k, v in c.fields.items()}
-            self.conn.execute(update(GROUPS).where(GROUPS.c.id == c.key)
-                              .values({"name": c.group, **values, "updated_at": now}))
+            where = [GROUPS.c.id == c.key] if c in moved else self._as_planned(c)
+            found = self.conn.execute(update(GROUPS).where(*where)
+                                      .values({"name": c.group, **values, "updated_at": now})
+                                      ).rowcount
+            _expect(found, [c])
             self._record(c, group=c.group,
                          before={k: v["old"] for k, v in c.fields.items()}, after=values)
+
+    def _as_planned(self, c: UpdateGroup) -> list[Any]:
+        """The group row an update names, as the plan saw it: its old values, and this
+        connector's unless the update adopts it."""
+        g = GROUPS.c
+        where = [g.id == c.key, g.name == c.group]
+        where += [_equal(g[k], v["old"]) for k, v in c.fields.items()]
+        if "managed" not in c.fields:
+            where += [g.managed, g.source == self.connector]
+        return where
 
     def _add_members(self, batch: list[AddMember]) -> None:
         # The hot path of a first sync (a row and a record per membership): the batch is
@@ -251,17 +274,18 @@ class Applier:
         m = MEMBERSHIPS.c
         stmt = (update(MEMBERSHIPS)
                 .where(m.group_id == bindparam("g"), m.user_id == bindparam("u"),
-                       m.origin == "sync", m.source == self.connector)
+                       m[column] == bindparam("o"), m.origin == "sync",
+                       m.source == self.connector)
                 .values({column: bindparam("v"), "updated_at": bindparam("t"),
                          "rule": bindparam("r")}))
         now = utcnow()
         rows = []
         for c in batch:
-            rows.append({"g": self.group_ids[c.key], "u": self.user_ids[c.user], "v": c.new,
-                         "t": now, "r": c.rule})
+            rows.append({"g": self.group_ids[c.key], "u": self._user_id(c), "o": c.old,
+                         "v": c.new, "t": now, "r": c.rule})
             self._record(c, group=c.group, user=c.user, before={column: c.old},
                          after={column: c.new})
-        self.conn.execute(stmt, rows)
+        _expect(self.conn.execute(stmt, rows).rowcount, batch)
 
     def _change_roles(self, batch: list[ChangeRole]) -> None:
         self._member_update(batch, "role")
@@ -276,15 +300,35 @@ class Applier:
                                          m.source == self.connector)
         rows = []
         for c in batch:
-            rows.append({"g": self.group_ids[c.key], "u": self.user_ids[c.user]})
+            rows.append({"g": self.group_ids[c.key], "u": self._user_id(c)})
             self._record(c, group=c.group, user=c.user)
-        self.conn.execute(stmt, rows)
+        _expect(self.conn.execute(stmt, rows).rowcount, batch)
+
+    def _remove_with_groups(self, batch: list[RemoveMemberWithGroup]) -> None:
+        """The memberships of groups the plan deletes, whoever made them."""
+        m, g = MEMBERSHIPS.c, GROUPS.c
+        if any(c.key not in self._deleted for c in batch):
+            raise StaleChange("a remove_member that goes with its group names a group the "
+                              "plan does not delete")
+        owned = select(g.id).where(g.id == bindparam("g"), g.managed,
+                                   g.source == self.connector)
+        stmt = delete(MEMBERSHIPS).where(m.group_id.in_(owned), m.user_id == bindparam("u"))
+        rows = []
+        for c in batch:
+            rows.append({"g": c.key, "u": self._user_id(c)})
+            self._record(c, group=c.group, user=c.user,
+                         before={"role": c.role, "status": c.status, "origin": c.origin})
+        _expect(self.conn.execute(stmt, rows).rowcount, batch)
 
     def _archive_groups(self, batch: list[ArchiveGroup]) -> None:
         now = utcnow()
+        g = GROUPS.c
         for c in batch:
-            self.conn.execute(update(GROUPS).where(GROUPS.c.id == c.key)
-                              .values(archived=True, updated_at=now))
+            found = self.conn.execute(
+                update(GROUPS).where(g.id == c.key, g.managed, g.source == self.connector,
+                                     g.archived.is_(False))
+                .values(archived=True, updated_at=now)).rowcount
+            _expect(found, [c])
             self._record(c, group=c.group, before={"archived": False},
                          after={"archived": True})
 
@@ -296,13 +340,46 @@ class Applier:
             if old is not None:
                 before.update(old.fields(), external_id=old.external_id)
             self._record(c, group=c.group, before=before)
-        # Memberships and audience links go with the group. ON DELETE CASCADE would do it,
-        # but an SQLite apply runs without foreign-key checks (foreign_keys_unchecked).
         params = [{"gid": c.key} for c in batch]
         owned = select(g.id).where(g.id == bindparam("gid"), g.managed,
                                    g.source == self.connector)
-        for dependent in (MEMBERSHIPS, AUDIENCES):
-            self.conn.execute(delete(dependent).where(dependent.c.group_id.in_(owned)), params)
-        self.conn.execute(
+        # Every membership went before (RemoveMemberWithGroup): one still there came in
+        # after the plan was made and would go unrecorded. Audience links go with the
+        # group. (ON DELETE CASCADE would take both, but an SQLite apply runs without
+        # foreign-key checks, foreign_keys_unchecked.)
+        left = self.conn.execute(delete(MEMBERSHIPS).where(MEMBERSHIPS.c.group_id.in_(owned)),
+                                 params).rowcount
+        if left:
+            raise StaleChange(f"{left} membership(s) of the groups to delete are not in the "
+                              "plan: the store changed since the plan was made")
+        self.conn.execute(delete(AUDIENCES).where(AUDIENCES.c.group_id.in_(owned)), params)
+        found = self.conn.execute(
             delete(GROUPS).where(g.id == bindparam("gid"), g.managed,
-                                 g.source == self.connector), params)
+                                 g.source == self.connector), params).rowcount
+        _expect(found, batch)
+
+    def _user_id(self, c: RemoveMember | ChangeRole | SetMemberStatus) -> str:
+        """The store id of the user a member change names."""
+        try:
+            return self.user_ids[c.user]
+        except KeyError:
+            raise StaleChange(f"{c.op} names user {c.user!r}, whom the store does not "
+                              "have") from None
+
+
+def _equal(column: Any, value: Any) -> Any:
+    """``column`` holds ``value`` (NULL-safe)."""
+    return column.is_(None) if value is None else column == value
+
+
+def _expect(found: int, batch: list[Any]) -> None:
+    """Each change of ``batch`` changed exactly one row, or none is recorded: raise
+    ``StaleChange`` (the transaction rolls back)."""
+    if found == len(batch):
+        return
+    c = batch[0]
+    names = ", ".join(repr(getattr(x, "user", None) or getattr(x, "group", "")) for x in batch[:5])
+    where = f" of group {c.group!r}" if hasattr(c, "user") and len(
+        {x.group for x in batch}) == 1 else ""
+    raise StaleChange(f"{len(batch) - found} of {len(batch)} {c.op} change(s){where} found "
+                      f"nothing to change (among {names}{', ...' if len(batch) > 5 else ''})")

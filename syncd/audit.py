@@ -1,25 +1,31 @@
-"""Audit records (CONTRACT section 5): one shape, written to the store and to a JSON-lines file."""
+"""Audit records (CONTRACT section 5): one shape, written to the store in the transaction of
+the change; the JSON-lines audit file is caught up from the store (``syncd.auditfile``)."""
 
 from __future__ import annotations
 
 import getpass
-import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import groupby, repeat
+from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Dialect, Select, func, insert, select
+import structlog
+from sqlalchemy import JSON, Connection, Dialect, Engine, Select, func, insert, select, text
 
+from syncd.errors import UsageError
 from syncd.store.bulk import hoist_columns, insert_rows, json_value, plain, timestamp
 from syncd.store.schema import tables
 
+log = structlog.get_logger("syncd.audit")
+
 RECORDS = tables["audit"]
+# pg_advisory_xact_lock's key for ``commit_order`` (any constant of syncd's own)
+COMMIT_ORDER_LOCK = 0x73796E63_64617564  # "syncdaud"
 BATCHES = tables["audit_batches"]
 # A record's values in the store's row order: the rows the writer keeps, the file's lines.
 ROW_COLUMNS = ("ts", "run_id", "actor", "op", "group_name", "user_name", "rule", "source",
@@ -135,27 +141,53 @@ class Audit:
                    after=row.after, extra=row.extra, ts=row.ts)
 
 
-class AuditWriter:
-    """Writes records into the store in the caller's transaction; the file after commit.
+def commit_order(conn: Connection) -> None:
+    """Hold, until ``conn``'s transaction ends, the lock that makes audit record ids grow in
+    commit order: the audit file is caught up by "every id above the last one written"
+    (``syncd.auditfile``). SQLite lets one transaction write at a time anyway; PostgreSQL
+    hands out ids from a sequence as statements run, so that without this a transaction
+    could commit a record below one already written out. Taking it again is free."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": COMMIT_ORDER_LOCK})
 
-    Records reach the file only once the transaction that wrote them has committed, so the
-    file never tells of a change that was rolled back. Each line is flushed as written.
-    Records are kept as the store's driver-ready rows (``ROW_COLUMNS`` order); the file's
-    lines are made from those rows, so the store and the file cannot disagree.
+
+class AuditWriter:
+    """Writes records into the store in the caller's transaction; the audit file, when one
+    is configured, is caught up from the store (``syncd.auditfile``).
+
+    A writing transaction calls ``begin`` first, and ``committed`` or ``rolled_back`` at
+    its end. Records reach the file only from the store, after their transaction committed:
+    the file never tells of a change that was rolled back, and a process killed after the
+    commit leaves the lines to the next catch-up.
     """
 
     def __init__(self, file: Path | None, batch_size: int = 1000) -> None:
         self.file = file
         self.batch_size = batch_size
         self._pending_rows: list[tuple[Any, ...]] = []
-        self._uncommitted: list[tuple[Any, ...]] = []
+
+    def begin(self, conn: Connection) -> None:
+        """A transaction that will write records starts: take ``commit_order`` before it
+        writes anything else, so that it never waits for the lock while holding rows
+        another writer waits for."""
+        commit_order(conn)
+
+    def catch_up(self, engine: Engine) -> None:
+        """Bring the audit file up to the store before anything is applied; a file that
+        cannot be written is an error of the config (nothing is changed)."""
+        if self.file is None:
+            return
+        from syncd.auditfile import AuditFile  # it reads the records back with ``records``
+
+        try:
+            AuditFile(self.file).catch_up(engine)
+        except OSError as exc:
+            raise UsageError(f"audit.file {self.file}: cannot write it: "
+                             f"{exc.strerror or exc}; nothing was changed") from None
 
     def add(self, conn: Connection, record: Audit) -> None:
         """Queue one record in the store (flushed in batches on ``conn``)."""
-        row = record.to_row(conn.dialect)
-        self._pending_rows.append(row)
-        if self.file is not None:
-            self._uncommitted.append(row)
+        self._pending_rows.append(record.to_row(conn.dialect))
         if len(self._pending_rows) >= self.batch_size:
             self.flush_rows(conn)
 
@@ -166,12 +198,8 @@ class AuditWriter:
         a record) of the others: the sync apply's path for a batch of changes of one kind,
         built column by column."""
         self.flush_rows(conn)  # records queued earlier come first
+        commit_order(conn)
         write_columns(conn, constants, columns)
-        if self.file is not None:
-            count = len(next(iter(columns.values()), ()))
-            self._uncommitted.extend(zip(*(
-                columns[c] if c in columns else repeat(constants[c], count)
-                for c in ROW_COLUMNS), strict=True))
 
     def add_all(self, conn: Connection, records: Iterable[Audit]) -> None:
         """Queue several records."""
@@ -182,43 +210,24 @@ class AuditWriter:
         """Insert the queued rows, one batch for each run of them that shares time, run,
         actor, op and source; call before the transaction commits."""
         if self._pending_rows:
+            commit_order(conn)
             for shared, run in groupby(self._pending_rows, key=_BATCH_OF):
                 write_batch(conn, dict(zip(BATCH_COLUMNS, shared, strict=True)),
                             (*RECORD_COLUMNS, *SHARED_COLUMNS), list(map(_RECORD_PART, run)))
             self._pending_rows = []
 
-    def committed(self) -> None:
-        """The transaction committed: append its records to the file."""
-        rows, self._uncommitted = self._uncommitted, []
-        if self.file is None or not rows:
+    def committed(self, engine: Engine) -> None:
+        """The transaction committed: catch the audit file up. A failure to write it is
+        logged; the records are in the store and the next catch-up writes them."""
+        if self.file is None:
             return
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        with self.file.open("a", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(file_line(row))
-                fh.write("\n")
-                fh.flush()
+        from syncd.auditfile import AuditFile
+
+        try:
+            AuditFile(self.file).catch_up(engine)
+        except OSError as exc:
+            log.error("audit.file_behind", path=str(self.file), error=exc.strerror or str(exc))
 
     def rolled_back(self) -> None:
-        """The transaction rolled back: forget its records."""
+        """The transaction rolled back: forget its queued records."""
         self._pending_rows = []
-        self._uncommitted = []
-
-
-_KEYS = ("ts", "run_id", "actor", "op", "group", "user", "rule", "source")
-
-
-def file_line(row: tuple[Any, ...]) -> str:
-    """The JSON line of the audit file for a driver-ready row: ``Audit.to_json`` of the
-    same record, with ``before``, ``after`` and ``extra`` spliced in as the row holds them
-    (JSON text in the encoding ``json_value`` gives them)."""
-    stamp = row[0]
-    text = (stamp.replace(" ", "T") + "Z" if isinstance(stamp, str)
-            else _ts(stamp))  # SQLite keeps UTC text, PostgreSQL an aware datetime
-    parts = [f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}"
-             for k, v in zip(_KEYS, (text, *row[1:8]), strict=True)]
-    parts.append(f'"before": {row[8] or "null"}')
-    parts.append(f'"after": {row[9] or "null"}')
-    if row[10] is not None and row[10] != "{}":
-        parts.append(f'"extra": {row[10]}')
-    return "{" + ", ".join(parts) + "}"

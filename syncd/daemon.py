@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import threading
-from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -31,7 +30,6 @@ from syncd.errors import SyncdError
 log = structlog.get_logger("syncd.daemon")
 
 DEFAULT_INTERVAL = "1h"  # a connector with no schedule still reconciles now and then
-LEASE_TTL = timedelta(hours=2)  # longer than any run; renewed at each run
 
 
 def sd_notify(message: str) -> None:
@@ -68,9 +66,9 @@ class Daemon:
         """One scheduled run; never raises (the scheduler would only log it worse)."""
         if self.stopping.is_set():
             return
-        lease_name = f"connector:{name}"
+        lease_name = lease.connector_lease(name)
         try:
-            if not lease.acquire(self.engine, lease_name, self.holder, LEASE_TTL):
+            if not lease.acquire(self.engine, lease_name, self.holder, lease.RUN_TTL):
                 log.info("daemon.lease_held_elsewhere", connector=name)
                 return
             try:

@@ -36,6 +36,7 @@ from syncd.plan import (
     DeleteGroup,
     InviteUser,
     RemoveMember,
+    RemoveMemberWithGroup,
     SetMemberStatus,
     UpdateGroup,
 )
@@ -92,6 +93,7 @@ class Differ:
         self._unknown: list[tuple[str, Sequence[int], list[str], list[str], str, str]] = []
         self._by_rule_groups: dict[str, int] = defaultdict(int)
         self._by_rule_members: dict[str, int] = defaultdict(int)
+        self._deleting: dict[str, StoreGroup] = {}  # groups the plan deletes, by id
 
     # -- groups -----------------------------------------------------------------------------
 
@@ -210,6 +212,7 @@ class Differ:
         if policy == "delete":
             self.result.changes.append(DeleteGroup(group=g.name, source=self.connector,
                                                    rule=rule_name, key=g.id))
+            self._deleting[g.id] = g
         elif policy == "archive" and not g.archived:
             self.result.changes.append(ArchiveGroup(group=g.name, source=self.connector,
                                                     rule=rule_name, key=g.id))
@@ -378,6 +381,18 @@ class Differ:
             self._unknown.append((group_name, unknown_pos, unknown_names, unknown_roles, rname,
                                   key))
 
+    def _removed_with_group(self, g: StoreGroup, block: MemberBlock) -> None:
+        """Every membership of a group the plan deletes goes with it, and is planned (and
+        audited) as a removal: a manual one too. A row this connector did not make is a
+        manual one (no other connector syncs into its groups)."""
+        names = self.existing.user_names
+        rule = g.rule or ""
+        self.result.changes.extend(
+            RemoveMemberWithGroup(g.name, names[uid], rule, g.id, role, status,
+                                  "sync" if flag == "1" else "manual")
+            for uid, role, status, flag in zip(block.user_ids, block.roles, block.statuses,
+                                               block.flags, strict=True))
+
     # -- a delta's reach --------------------------------------------------------------------
 
     def _affected(self, desired: list[DesiredGroup], touched: Touched) -> set[int] | None:
@@ -479,6 +494,8 @@ class Differ:
         adopt = frozenset(key for key in by_key
                           if not key.startswith("new:") and not self.existing.groups[key].managed)
         compare = self._compared(by_key, desired, touched)
+        if compare is not None:
+            compare |= frozenset(self._deleting)
         for block in self.existing.member_blocks(adopt, compare):
             group_id = block.group_id
             g = self.existing.groups[group_id]
@@ -490,6 +507,8 @@ class Differ:
                     self._by_rule_members[g.rule or ""] += ours
             wanted = by_key.get(group_id)
             if wanted is None:
+                if group_id in self._deleting:
+                    self._removed_with_group(self._deleting[group_id], block)
                 continue
             visited.add(group_id)
             self._members(wanted, group_id, self._group_name(group_id, wanted), block)

@@ -17,14 +17,14 @@ import structlog
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from syncd import mirror, safety, secrets
+from syncd import lease, mirror, safety, secrets
 from syncd.apply import Applier
 from syncd.audit import Audit, AuditWriter
 from syncd.config.model import Config
 from syncd.config.rules import Rule
 from syncd.connector import Connector, available
 from syncd.diff import Differ
-from syncd.errors import SourceError, SyncdError, UsageError
+from syncd.errors import SourceError, StaleChange, SyncdError, UsageError
 from syncd.existing import ExistingState
 from syncd.index import SourceIndex
 from syncd.plan import ConnectorPlan, Plan
@@ -38,6 +38,7 @@ from syncd.rules import (
     rules_for,
 )
 from syncd.store.bulk import foreign_keys_unchecked
+from syncd.store.info import store_id
 from syncd.store.schema import tables, utcnow
 
 log = structlog.get_logger("syncd.engine")
@@ -87,6 +88,7 @@ class RunResult:
     plan: Plan
     dry_run: bool
     applied: set[str] = field(default_factory=set)
+    store_id: str | None = None  # the store planned against, for a saved plan
 
     @property
     def status(self) -> str:
@@ -160,16 +162,42 @@ class SyncEngine:
         plan = Plan(run_id=str(uuid.uuid4()))
         result = RunResult(plan, dry_run=opts.dry_run or opts.offline)
         connectors = [self.connector(n, rules) for n in names]
+        if not result.dry_run:
+            self.audit.catch_up(self.engine)  # before anything is applied
+        if opts.state_digest:
+            with self.engine.connect() as conn:
+                result.store_id = store_id(conn)
         for connector in connectors:
             name = connector.config.name
             structlog.contextvars.bind_contextvars(run_id=plan.run_id, connector=name)
             try:
-                cp = self._run_one(connector, rules, opts, plan.run_id, result)
+                cp = self._leased_run(connector, rules, opts, plan.run_id, result)
             finally:
                 connector.close()
                 structlog.contextvars.unbind_contextvars("run_id", "connector")
             plan.connectors[name] = cp
         return result
+
+    def _leased_run(self, connector: Connector, rules: list[Rule], opts: RunOptions,
+                    run_id: str, result: RunResult) -> ConnectorPlan:
+        """``_run_one`` under the connector's lease, the one the daemon takes, unless the
+        run applies nothing: two runs of one connector never apply at the same time."""
+        if result.dry_run:
+            return self._run_one(connector, rules, opts, run_id, result)
+        name = connector.config.name
+        holder = lease.holder_name()
+        if not lease.acquire(self.engine, lease.connector_lease(name), holder, lease.RUN_TTL):
+            held = lease.current(self.engine, lease.connector_lease(name))
+            by = (f"{held.holder} (its lease runs until {held.expires_at:%Y-%m-%d %H:%M:%S} "
+                  "UTC)") if held else "another process"
+            cp = ConnectorPlan(name, "full" if opts.full else "delta", status="failed")
+            cp.error = f"connector {name!r} is being synced by {by}; nothing was applied"
+            log.error("sync.lease_held", holder=held.holder if held else None)
+            return cp
+        try:
+            return self._run_one(connector, rules, opts, run_id, result)
+        finally:
+            lease.release(self.engine, lease.connector_lease(name), holder)
 
     def _run_one(self, connector: Connector, rules: list[Rule], opts: RunOptions,
                  run_id: str, result: RunResult) -> ConnectorPlan:
@@ -194,7 +222,7 @@ class SyncEngine:
             progress(name, "planning", 0, None)
             self._plan_and_apply(connector, pulled, rules, opts, run_id, cp, result,
                                  started_at)
-        except SourceError as exc:
+        except (SourceError, StaleChange) as exc:
             cp.status, cp.error = "failed", secrets.redact(str(exc))
             if not result.dry_run:
                 self._record_outcome(run_id, cp, started_at, "run_failed")
@@ -273,7 +301,7 @@ class SyncEngine:
                     conn.rollback()
                     self.audit.rolled_back()
                     raise
-        self.audit.committed()
+        self.audit.committed(self.engine)
         result.applied.add(name)
 
     # -- bookkeeping ------------------------------------------------------------------------
@@ -316,7 +344,7 @@ class SyncEngine:
             self.audit.rolled_back()
             log.error("sync.outcome_not_recorded", op=op, error=str(exc))
             return
-        self.audit.committed()
+        self.audit.committed(self.engine)
 
 
 @contextmanager

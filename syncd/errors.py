@@ -41,3 +41,11 @@ class StoreError(SyncdError):
     """The group store could not be read or written."""
 
     exit_code = EXIT_RUNTIME
+
+
+class StaleChange(SyncdError):
+    """A change found nothing to change in the store (the row it names is gone, or not as
+    the plan saw it): the store moved under the run, or a plan does not match the store.
+    The transaction rolls back; no audit record tells of a change that did not happen."""
+
+    exit_code = EXIT_RUNTIME

@@ -34,8 +34,9 @@ class Change:
     internal: ClassVar[tuple[str, ...]] = ("key",)
 
     def sort_key(self) -> tuple[int, str, str]:
-        """Apply order: users, groups deleted, changed, then created (so that a name one
-        group gives up passes to another in the same run), members, then removals."""
+        """Apply order: users, the members of groups to delete, those groups, groups
+        changed, then created (so that a name one group gives up passes to another in the
+        same run), members, then removals."""
         return (self.rank, getattr(self, "group", "") or "", getattr(self, "user", "") or "")
 
     def to_json(self, internal: bool = False) -> dict[str, Any]:
@@ -75,7 +76,7 @@ class CreateGroup(Change):
     """A new group made from a source group."""
 
     op: ClassVar[str] = "create_group"
-    rank: ClassVar[int] = 3
+    rank: ClassVar[int] = 4
     group: str
     source: str
     external_id: str
@@ -89,7 +90,7 @@ class UpdateGroup(Change):
     """Changed fields of a managed group (a rename has ``name`` in ``fields``)."""
 
     op: ClassVar[str] = "update_group"
-    rank: ClassVar[int] = 2
+    rank: ClassVar[int] = 3
     group: str
     source: str
     rule: str
@@ -102,7 +103,7 @@ class AddMember(Change):
     """A membership to add."""
 
     op: ClassVar[str] = "add_member"
-    rank: ClassVar[int] = 4
+    rank: ClassVar[int] = 5
     group: str
     user: str
     role: str
@@ -116,7 +117,7 @@ class ChangeRole(Change):
     """A member's role to change."""
 
     op: ClassVar[str] = "change_role"
-    rank: ClassVar[int] = 5
+    rank: ClassVar[int] = 6
     group: str
     user: str
     old: str
@@ -130,7 +131,7 @@ class SetMemberStatus(Change):
     """A member's status to change (deactivated for a disabled user, back to accepted)."""
 
     op: ClassVar[str] = "set_member_status"
-    rank: ClassVar[int] = 5
+    rank: ClassVar[int] = 6
     group: str
     user: str
     old: str
@@ -144,7 +145,7 @@ class RemoveMember(Change):
     """A membership to remove."""
 
     op: ClassVar[str] = "remove_member"
-    rank: ClassVar[int] = 6
+    rank: ClassVar[int] = 7
     group: str
     user: str
     rule: str
@@ -152,11 +153,24 @@ class RemoveMember(Change):
 
 
 @dataclass(slots=True)
+class RemoveMemberWithGroup(RemoveMember):
+    """A membership that goes because its group is deleted, whoever made it (a manual one
+    too): every membership that goes is in the plan and audited. Applied before the group's
+    deletion; ``role``, ``status`` and ``origin`` are the row's, for its audit record."""
+
+    rank: ClassVar[int] = 1
+    internal: ClassVar[tuple[str, ...]] = ("key", "role", "status", "origin")
+    role: str = ""
+    status: str = ""
+    origin: str = ""
+
+
+@dataclass(slots=True)
 class ArchiveGroup(Change):
     """A managed group gone from the source, archived by its rule."""
 
     op: ClassVar[str] = "archive_group"
-    rank: ClassVar[int] = 7
+    rank: ClassVar[int] = 8
     group: str
     source: str
     rule: str
@@ -168,7 +182,7 @@ class DeleteGroup(Change):
     """A managed group gone from the source, deleted by its rule (memberships go too)."""
 
     op: ClassVar[str] = "delete_group"
-    rank: ClassVar[int] = 1
+    rank: ClassVar[int] = 2
     group: str
     source: str
     rule: str
@@ -182,9 +196,19 @@ CHANGE_TYPES: dict[str, type[Change]] = {
 }
 
 
+def change_class(data: dict[str, Any]) -> type[Change] | None:
+    """The class of a change written with ``to_json(internal=True)`` (None for an unknown
+    op): a removal that carries its row's ``origin`` goes with its group."""
+    cls = CHANGE_TYPES.get(data.get("op"))  # type: ignore[arg-type]
+    if cls is RemoveMember and "origin" in data:
+        return RemoveMemberWithGroup
+    return cls
+
+
 def change_from_json(data: dict[str, Any]) -> Change:
     """Rebuild a change written with ``to_json(internal=True)``."""
-    cls = CHANGE_TYPES[data["op"]]
+    cls = change_class(data)
+    assert cls is not None, data.get("op")
     return cls(**{k: v for k, v in data.items() if k != "op"})
 
 

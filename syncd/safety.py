@@ -1,4 +1,4 @@
-"""Safety checks on a connector's plan, before anything is applied."""
+"""Safety checks on a connector's plan, before anything is applied (docs/safety.md)."""
 
 from __future__ import annotations
 
@@ -6,20 +6,22 @@ from collections import Counter
 
 from syncd.config.model import SafetyConfig
 from syncd.config.rules import Rule
-from syncd.config.types import resolve_limit
-from syncd.plan import Blocked, ConnectorPlan
+from syncd.config.types import limit_off, resolve_floor, resolve_limit
+from syncd.plan import ArchiveGroup, Blocked, Change, ConnectorPlan, DeleteGroup, RemoveMember
 
-DELETE_OPS = ("delete_group", "archive_group")
-REMOVE_OPS = ("remove_member",)
+DELETES: tuple[type[Change], ...] = (DeleteGroup, ArchiveGroup)
+# The memberships that go with a deleted group (RemoveMemberWithGroup) are that group's
+# deletion, counted by max_group_deletes: one group of 600 is one deletion, not 600.
+REMOVALS: tuple[type[Change], ...] = (RemoveMember,)
 
 
-def _limit_check(cp: ConnectorPlan, check: str, ops: tuple[str, ...], global_limit: int | str
-                 | None, rules: dict[str, Rule], managed_total: int, by_rule_index: int,
-                 counts: Counter[str]) -> list[Blocked]:
-    if not any(counts.get(op) for op in ops):
+def _limit_check(cp: ConnectorPlan, check: str, kinds: tuple[type[Change], ...],
+                 global_limit: int | str | None, rules: dict[str, Rule], managed_total: int,
+                 by_rule_index: int, counts: Counter[str]) -> list[Blocked]:
+    if not any(counts.get(kind.op) for kind in kinds):
         return []  # nothing of the kind planned: no limit can trip
     per_rule: Counter[str] = Counter(
-        getattr(c, "rule", "") for c in cp.changes if c.op in ops)
+        getattr(c, "rule", "") for c in cp.changes if type(c) in kinds)
     out = []
     rest = 0
     for rule_name, planned in sorted(per_rule.items()):
@@ -43,7 +45,7 @@ def member_share_limit(safety: SafetyConfig, rules: list[Rule]) -> bool:
     check then needs the count of every membership the connector manages."""
     limits = [safety.max_member_removals,
               *(r.safety.max_member_removals for r in rules if r.safety)]
-    return any(isinstance(limit, str) for limit in limits)
+    return any(isinstance(limit, str) and not limit_off(limit) for limit in limits)
 
 
 def check(cp: ConnectorPlan, safety: SafetyConfig, rules: list[Rule],
@@ -51,12 +53,12 @@ def check(cp: ConnectorPlan, safety: SafetyConfig, rules: list[Rule],
     """Every tripped check of a connector's plan (empty when it may be applied)."""
     by_name = {r.name: r for r in rules}
     counts = cp.counts()
-    out = _limit_check(cp, "max_group_deletes", DELETE_OPS, safety.max_group_deletes,
+    out = _limit_check(cp, "max_group_deletes", DELETES, safety.max_group_deletes,
                        by_name, cp.managed_groups, 0, counts)
-    out += _limit_check(cp, "max_member_removals", REMOVE_OPS, safety.max_member_removals,
+    out += _limit_check(cp, "max_member_removals", REMOVALS, safety.max_member_removals,
                         by_name, cp.managed_members, 1, counts)
     if last_snapshot_groups:
-        floor = resolve_limit(safety.shrink_guard, last_snapshot_groups) or 0
+        floor = resolve_floor(safety.shrink_guard, last_snapshot_groups)
         if cp.groups_seen < floor:
             out.append(Blocked("shrink_guard", floor, cp.groups_seen,
                                f"the source returned {cp.groups_seen} groups, its last "

@@ -75,13 +75,19 @@ def sync(ctx: click.Context, connectors: tuple[str, ...], dry_run: bool, check: 
     cfg = app.config
     rules = load_rules_file(rules_file, cfg) if rules_file else None
     quiet = ctx.find_root().params.get("quiet", False)
+    if plan_out:
+        render.check_plan_path(plan_out)
     engine = SyncEngine(cfg, app.engine(), app.audit_writer())
     with _progress(fmt == "table" and not quiet) as hook:
         result = engine.run(list(connectors), RunOptions(
             dry_run=dry_run or check, full=full, force=force, offline=offline, rules=rules,
             progress=hook, state_digest=plan_out is not None))
     if plan_out:
-        render.write_plan_file(plan_out, result, app.config_path)
+        try:
+            render.write_plan_file(plan_out, result, cfg)
+        except OSError as exc:  # checked before the run: the disk filled up since
+            click.echo(f"syncd: error: --plan-out {plan_out}: cannot write it: "
+                       f"{exc.strerror or exc} (the run itself ended as reported)", err=True)
     if fmt == "json":
         print_json(render.to_json(result))
     else:
@@ -98,7 +104,7 @@ def sync(ctx: click.Context, connectors: tuple[str, ...], dry_run: bool, check: 
 def apply_cmd(ctx: click.Context, plan_file: Path, force: bool, fmt: str) -> None:
     """Apply a plan saved with --plan-out, only if the store has not moved since."""
     app = get_app()
-    result = apply_plan(plan_file, app.engine(), app.audit_writer(), force=force)
+    result = apply_plan(plan_file, app.engine(), app.audit_writer(), app.config, force=force)
     if fmt == "json":
         print_json(render.to_json(result))
     else:

@@ -14,6 +14,11 @@ from syncd.config.types import Limit
 from syncd.connector import ConnectorConfig, available
 from syncd.store.schema import ROLES
 
+# Entra Connect stops an export above 500 deletions; a group holds many memberships, so
+# far fewer groups than that are already a mass deletion.
+DEFAULT_MAX_GROUP_DELETES = 25
+DEFAULT_MAX_MEMBER_REMOVALS = 500
+
 
 class StoreConfig(Model):
     """The group store."""
@@ -33,15 +38,21 @@ class AuditConfig(Model):
 
 
 class SafetyConfig(Model):
-    """Limits per run and connector: a count, or ``"N%"`` of what the connector manages now."""
+    """Limits per run and connector: a count, or ``"N%"`` of what the connector manages now.
 
-    max_group_deletes: Limit | None = Field(
-        None, description="most groups one run may delete or archive")
-    max_member_removals: Limit | None = Field(
-        None, description="most memberships one run may remove")
+    They hold even when the block is left out (docs/safety.md): one mistake in a rule must
+    not delete everything. ``"100%"`` turns a limit off.
+    """
+
+    max_group_deletes: Limit = Field(
+        DEFAULT_MAX_GROUP_DELETES, description="most groups one run may delete or archive "
+        '("100%" turns the limit off)')
+    max_member_removals: Limit = Field(
+        DEFAULT_MAX_MEMBER_REMOVALS, description="most memberships one run may remove "
+        '("100%" turns the limit off)')
     shrink_guard: Limit = Field(
         "50%", description="block when a connector returns fewer groups than this share of "
-        "its last complete snapshot (0 turns the guard off)")
+        'its last complete snapshot ("0%" turns the guard off)')
 
 
 def _plain_int(v: Any) -> Any:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 import string
+from fractions import Fraction
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, SecretStr
@@ -98,10 +100,30 @@ Limit = Annotated[int | str, AfterValidator(_check_percent_or_count),
 Secret = SecretStr
 
 
+def _share(limit: str) -> Fraction:
+    """``"N%"`` as an exact fraction (``"12.5%"`` is 1/8)."""
+    return Fraction(limit.strip().rstrip("%").strip()) / 100
+
+
+def limit_off(limit: int | str | None) -> bool:
+    """Whether a limit lets everything through: none, or ``"100%"``."""
+    return limit is None or (isinstance(limit, str) and _share(limit) >= 1)
+
+
 def resolve_limit(limit: int | str | None, total: int) -> int | None:
-    """A count stays a count; ``"N%"`` is that share of ``total``, rounded down."""
-    if limit is None:
+    """A count stays a count; ``"N%"`` is that share of ``total``, rounded down; ``"100%"``
+    (or none) is no limit at all."""
+    if limit_off(limit):
         return None
     if isinstance(limit, int):
         return limit
-    return int(float(limit.strip().rstrip("%").strip()) * total // 100)
+    assert limit is not None
+    return math.floor(_share(limit) * total)
+
+
+def resolve_floor(share: int | str, total: int) -> int:
+    """The fewest of ``total`` a share lets remain: ``"50%"`` of 13 is 7, since 6 is fewer
+    than half (rounded up, exactly: never less than the share); a count stays a count."""
+    if isinstance(share, int):
+        return share
+    return math.ceil(_share(share) * total)

@@ -28,8 +28,10 @@ class Admin:
     @contextmanager
     def _tx(self) -> Iterator[tuple[Session, list[Audit]]]:
         records: list[Audit] = []
+        self.audit.catch_up(self.engine)
         with Session(self.engine) as session:
             try:
+                self.audit.begin(session.connection())
                 yield session, records
                 session.flush()
                 self.audit.add_all(session.connection(), records)
@@ -39,7 +41,7 @@ class Admin:
                 session.rollback()
                 self.audit.rolled_back()
                 raise
-        self.audit.committed()
+        self.audit.committed(self.engine)
 
     # -- look-ups ---------------------------------------------------------------------------
 

@@ -280,6 +280,31 @@ class AuditRecord(Base):
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
+class StoreInfo(Base):
+    """The store itself: one row, whose ``id`` is made with the store and never changes, so
+    that a saved plan can tell the store it was made for from any other (two empty stores
+    have the same state)."""
+
+    __tablename__ = "store_info"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditExport(Base):
+    """How far an audit file has caught up with the store (``syncd.auditfile``): one row a
+    file, per host, since each host writes its own."""
+
+    __tablename__ = "audit_exports"
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigInteger, doc="the newest record the file holds")
+    inode: Mapped[int] = mapped_column(BigInteger, doc="the file that holds it")
+    size: Mapped[int] = mapped_column(BigInteger, doc="the file's size with that record")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class Lease(Base):
     """A named lease, so that only one of several instances runs a connector at a time."""
 

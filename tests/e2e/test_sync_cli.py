@@ -415,8 +415,9 @@ def test_every_change_type(ws: Workspace) -> None:
     assert ws.tables() == before
     doc = ws.sync()
     assert doc["status"] == "applied"
+    # support's two memberships go with it, each a remove_member of its own
     assert nonzero(doc) == {op: 1 for op in OPS if op != "create_group"} | {
-        "add_member": 3, "set_member_status": 2}
+        "add_member": 3, "set_member_status": 2, "remove_member": 3}
     assert ops(pending) == ops(doc)
     assert changes(doc, "update_group") == [{
         "op": "update_group", "group": "sales", "source": "corp", "rule": "company",
@@ -425,8 +426,10 @@ def test_every_change_type(ws: Workspace) -> None:
                                              "source": "corp", "rule": "company"}]
     assert changes(doc, "archive_group") == [{"op": "archive_group", "group": "eng-frontend",
                                               "source": "corp", "rule": "engineering"}]
-    assert changes(doc, "remove_member") == [{"op": "remove_member", "group": "eng-platform",
-                                              "user": "bob", "rule": "engineering"}]
+    assert sorted(changes(doc, "remove_member"), key=key) == [
+        {"op": "remove_member", "group": "eng-platform", "user": "bob", "rule": "engineering"},
+        {"op": "remove_member", "group": "support", "user": "alice", "rule": "company"},
+        {"op": "remove_member", "group": "support", "user": "dave", "rule": "company"}]
     assert changes(doc, "change_role") == [{"op": "change_role", "group": "sales",
                                             "user": "bob", "old": "member", "new": "owner",
                                             "rule": "company"}]
@@ -510,7 +513,8 @@ def test_group_made_again_under_its_name_is_replaced_in_one_run(ws: Workspace) -
     assert "delete_group sales" in table.stdout
     assert "create_group sales" in table.stdout
     doc = ws.sync()
-    assert nonzero(doc) == {"delete_group": 1, "create_group": 1, "add_member": 2}
+    assert nonzero(doc) == {"delete_group": 1, "create_group": 1, "add_member": 2,
+                            "remove_member": 2}
     assert doc["warnings"] == []
     check_audit(ws, doc)
     sales = ws.group("sales")
@@ -526,7 +530,8 @@ def test_group_leaving_scope(ws: Workspace) -> None:
     ws.write()
     doc = ws.sync()
     assert ops(doc) == [("archive_group", "eng-platform", None),
-                        ("delete_group", "sales", None)]
+                        ("delete_group", "sales", None), ("remove_member", "sales", "bob"),
+                        ("remove_member", "sales", "dave")]
     check_audit(ws, doc)
     groups = ws.groups()
     assert "sales" not in groups
@@ -535,6 +540,13 @@ def test_group_leaving_scope(ws: Workspace) -> None:
 
 
 # -- safety --------------------------------------------------------------------------------
+
+
+# what goes with the groups sales and support when they are deleted
+MEMBERS_OF_SALES_AND_SUPPORT = [("remove_member", "sales", "bob"),
+                                ("remove_member", "sales", "dave"),
+                                ("remove_member", "support", "alice"),
+                                ("remove_member", "support", "dave")]
 
 
 def check_blocked(ws: Workspace, doc: dict[str, Any], before: dict[str, Any],
@@ -564,13 +576,15 @@ def test_max_group_deletes_count_blocks_then_force(tmp_path: Path, sqlite_url: s
     before = ws.tables()
     doc = ws.sync(code=3)
     check_blocked(ws, doc, before, [{"check": "max_group_deletes", "limit": 1, "planned": 2}])
-    assert nonzero(doc) == {"delete_group": 2}  # the plan is still shown
+    # the plan is still shown (the groups' memberships go with them)
+    assert nonzero(doc) == {"delete_group": 2, "remove_member": 4}
 
     forced = ws.sync("--force")
     assert forced["status"] == "applied"
     assert forced["blocked_by"] == []
     assert [w["code"] for w in forced["warnings"]] == ["safety_overridden"]
-    assert ops(forced) == [("delete_group", "sales", None), ("delete_group", "support", None)]
+    assert ops(forced) == [("delete_group", "sales", None), ("delete_group", "support", None),
+                           *MEMBERS_OF_SALES_AND_SUPPORT]
     check_audit(ws, forced)
     assert {"sales", "support"}.isdisjoint(ws.groups())
 
@@ -613,7 +627,7 @@ def test_shrink_guard_blocks_a_source_that_lost_most_groups(ws: Workspace) -> No
     assert doc["connectors"]["corp"]["groups_seen"] == 1
     (blocked,) = doc["blocked_by"]
     assert {k: blocked[k] for k in ("check", "limit", "planned")} == {
-        "check": "shrink_guard", "limit": 3, "planned": 1}  # 50% of 7 groups
+        "check": "shrink_guard", "limit": 4, "planned": 1}  # half of 7 groups is 3.5
     check_blocked(ws, doc, before, doc["blocked_by"])
     assert ws.groups() == AFTER_FIRST_SYNC
 
@@ -644,7 +658,7 @@ def test_dry_run_writes_nothing(ws: Workspace) -> None:
     ws.write()
     before, audit_lines = ws.tables(), ws.audit_file()
     dry = ws.sync("--dry-run")
-    assert nonzero(dry) == {"delete_group": 1, "add_member": 1}
+    assert nonzero(dry) == {"delete_group": 1, "add_member": 1, "remove_member": 2}
     assert ws.tables() == before
     assert ws.audit_file() == audit_lines
 
@@ -735,7 +749,8 @@ def test_apply_of_a_blocked_plan_needs_force(tmp_path: Path, sqlite_url: str,
         assert ws.tables()[name] == before[name]
     forced = ws.apply(plan, "--force")
     assert forced["status"] == "applied"
-    assert ops(forced) == [("delete_group", "sales", None), ("delete_group", "support", None)]
+    assert ops(forced) == [("delete_group", "sales", None), ("delete_group", "support", None),
+                           *MEMBERS_OF_SALES_AND_SUPPORT]
     assert {"sales", "support"}.isdisjoint(ws.groups())
     records = [r for r in ws.audit(planned["run_id"]) if r["op"] != "run_blocked"]
     assert Counter(key(r) for r in records) == Counter(key(c) for c in forced["changes"])

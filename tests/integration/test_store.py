@@ -502,7 +502,7 @@ def test_audit_file_written_only_after_commit(store_engine: Engine, audit_file: 
                                     after={"role": "member", "status": "accepted"}))
             writer.flush_rows(conn)
             assert audit_file_lines(audit_file) == []
-        writer.committed()
+        writer.committed(store_engine)
     lines = audit_file_lines(audit_file)
     assert [(r["op"], r["user"], r["actor"], r["run_id"]) for r in lines] == [
         ("add_member", "alice", "sync:corp", "run-1")]
@@ -521,7 +521,7 @@ def test_audit_file_not_written_after_rollback(store_engine: Engine, audit_file:
             writer.flush_rows(conn)
             raise Boom
         writer.rolled_back()
-        writer.committed()  # nothing of the rolled-back transaction may surface
+        writer.committed(store_engine)  # nothing of the rolled-back transaction may surface
     assert audit_file_lines(audit_file) == []
     assert audit_rows(store_engine) == []
     # The next transaction is written as usual.
@@ -529,7 +529,7 @@ def test_audit_file_not_written_after_rollback(store_engine: Engine, audit_file:
         with conn.begin():
             writer.add(conn, record("add_member", user="carol"))
             writer.flush_rows(conn)
-        writer.committed()
+        writer.committed(store_engine)
     assert [r["user"] for r in audit_file_lines(audit_file)] == ["carol"]
 
 
@@ -543,7 +543,7 @@ def test_audit_writer_batches_and_appends(store_engine: Engine, audit_file: Path
             # Two full batches went to the table already, in this transaction.
             assert conn.scalar(select(func.count()).select_from(tables["audit"])) == 4
             writer.flush_rows(conn)
-        writer.committed()
+        writer.committed(store_engine)
     lines = audit_file_lines(audit_file)
     assert lines[0] == {"op": "earlier"}
     assert [r["user"] for r in lines[1:]] == [f"u{i}" for i in range(5)]
@@ -556,7 +556,7 @@ def test_audit_writer_without_file(store_engine: Engine) -> None:
         with conn.begin():
             writer.add(conn, record("create_group", after={"kind": "standard"}))
             writer.flush_rows(conn)
-        writer.committed()
+        writer.committed(store_engine)
     [row] = audit_rows(store_engine)
     assert (row.op, row.after, row.extra) == ("create_group", {"kind": "standard"}, None)
 
@@ -704,7 +704,7 @@ def test_audit_file_lines_are_the_store_records(store_engine: Engine, audit_file
         with conn.begin():
             writer.add_all(conn, records)
             writer.flush_rows(conn)
-        writer.committed()
+        writer.committed(store_engine)
     lines = audit_file_lines(audit_file)
     assert lines == [r.to_json() for r in audit_rows(store_engine)]
     assert lines == [r.to_json() for r in records]

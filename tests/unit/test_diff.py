@@ -23,7 +23,7 @@ from syncd.diff import Differ, DiffResult
 from syncd.existing import SEP, ExistingState, MemberBlock
 from syncd.index import SourceIndex
 from syncd.mirror import Touched
-from syncd.plan import Change
+from syncd.plan import Change, RemoveMemberWithGroup
 from syncd.rules import Evaluator, MemberResolver, Warning, desired_groups, rules_for
 from syncd.source import SourceGroup, SourceUser
 from syncd.store.db import open_engine, upgrade
@@ -312,7 +312,8 @@ def test_member_gone_from_the_source_is_removed(engine: Engine) -> None:
 
 
 @pytest.mark.parametrize(("policy", "expected"), [
-    ("delete", [("delete_group", "platform")]),
+    # a deleted group's memberships go with it, each planned and audited
+    ("delete", [("delete_group", "platform"), ("remove_member", "platform", "alice")]),
     ("archive", [("archive_group", "platform")]),
     ("keep", []),
 ])
@@ -323,7 +324,7 @@ def test_on_source_delete(engine: Engine, policy: str, expected: list[tuple[str,
     result = diff(engine, [r], [su("alice")], [sg("sales", ["alice"])])
     assert ops(result) == expected
     if expected:
-        c = result.changes[0].to_json()
+        c = next(c for c in result.changes if c.op == expected[0][0]).to_json()
         assert (c["source"], c["rule"]) == (CONNECTOR, "eng")
 
 
@@ -352,7 +353,8 @@ def test_group_skipped_by_a_rule_is_gone(engine: Engine) -> None:
     synced_group(engine, "Domain Admins", {"alice": "member"}, rule="all")
     rules = [rule("skip", when={"name": {"glob": "domain *"}}, action="skip"), rule("all")]
     result = diff(engine, rules, [su("alice")], [sg("Domain Admins", ["alice"])])
-    assert ops(result) == [("delete_group", "Domain Admins")]
+    assert ops(result) == [("delete_group", "Domain Admins"),
+                           ("remove_member", "Domain Admins", "alice")]
 
 
 def test_group_whose_rule_no_longer_exists_is_deleted(engine: Engine) -> None:
@@ -468,7 +470,13 @@ def test_manual_memberships_are_never_touched(engine: Engine) -> None:
         sg("platform", ["alice", "carol"])])
     assert ops(result) == []
     result = diff(engine, [r], [], [])
-    assert ops(result) == [("delete_group", "platform")]  # the group is ours
+    # the group is ours: when it goes, every membership goes with it, each one planned
+    assert ops(result) == [("delete_group", "platform"), ("remove_member", "platform", "alice"),
+                           ("remove_member", "platform", "bob"),
+                           ("remove_member", "platform", "carol")]
+    origins = {c.user: c.origin for c in result.changes  # type: ignore[attr-defined]
+               if isinstance(c, RemoveMemberWithGroup)}
+    assert origins == {"alice": "sync", "bob": "manual", "carol": "manual"}
 
 
 def test_memberships_of_another_connector_are_untouched(engine: Engine) -> None:
@@ -612,10 +620,11 @@ def test_a_name_freed_by_a_deleted_group_is_taken_in_the_same_run(engine: Engine
     result = diff(engine, rules, [su("alice")], [sg("team", ["alice"], ext="new")])
     assert codes(result) == []
     assert ops(result) == [("add_member", "team", "alice"), ("create_group", "team"),
-                           ("delete_group", "team")]
+                           ("delete_group", "team"), ("remove_member", "team", "alice")]
     changes = apply(engine, rules, lambda: [su("alice")],
                     lambda: [sg("team", ["alice"], ext="new")])
-    assert [c.op for c in changes] == ["delete_group", "create_group", "add_member"]
+    assert [c.op for c in changes] == ["remove_member", "delete_group", "create_group",
+                                       "add_member"]
     assert group_names(engine) == {"new": "team"}
     assert ops(diff(engine, rules, [su("alice")], [sg("team", ["alice"], ext="new")])) == []
 
