@@ -36,7 +36,9 @@ def parse_duration(text: str) -> timedelta:
 
 def _shown(text: str, limit: int = 40) -> str:
     """``text`` quoted for a message, shortened when long."""
-    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def _dow_number(tok: str) -> int:
