@@ -14,13 +14,18 @@ from pydantic import SecretStr, TypeAdapter, ValidationError
 from syncd import secrets
 from syncd.config.model import Config, config_model
 from syncd.config.rules import Rule
-from syncd.config.yamlpos import Mark, Positions, YamlError, load
+from syncd.config.yamlpos import Mark, Positions, YamlError, decode, load
 from syncd.config.yamlpos import Path as DataPath
 from syncd.errors import ConfigError
 from syncd.store.schema import ROLES
 
 DEFAULT_PATH = "/etc/syncd/syncd.yaml"
 _REF = re.compile(r"\$\{(env|file):([^}]*)\}")
+
+# Files are read whole, but never more than this: a config or a secret that points at an
+# endless file (/dev/zero, a pipe left open) fails instead of filling the memory.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+MAX_SECRET_BYTES = 1024 * 1024
 
 log = structlog.get_logger("syncd.config")
 
@@ -30,20 +35,43 @@ def find_config(option: str | None) -> Path:
     return Path(option or os.environ.get("SYNCD_CONFIG") or DEFAULT_PATH)
 
 
+def _read_bytes(path: Path, limit: int) -> bytes | None:
+    """The content of ``path``, or None when it holds more than ``limit`` bytes."""
+    with path.open("rb") as f:
+        data = f.read(limit + 1)
+    return data if len(data) <= limit else None
+
+
+def _size(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MiB"
+
+
 def _read_ref(kind: str, name: str, base_dir: Path) -> str:
     if kind == "env":
         if name not in os.environ:
             raise LookupError(f"environment variable {name!r} is not set")
-        return os.environ[name]
+        value = os.environ[name]
+        try:  # bytes that are not UTF-8 arrive as lone surrogates
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise LookupError(f"environment variable {name!r} is not UTF-8 text") from None
+        return value
     path = Path(name).expanduser()
     if not path.is_absolute():
         creds = os.environ.get("CREDENTIALS_DIRECTORY")
         in_creds = Path(creds) / path if creds else None
         path = in_creds if in_creds is not None and in_creds.exists() else base_dir / path
     try:
-        text = path.read_text(encoding="utf-8")
+        data = _read_bytes(path, MAX_SECRET_BYTES)
     except OSError as exc:
         raise LookupError(f"cannot read {path}: {exc.strerror}") from None
+    if data is None:
+        raise LookupError(f"{path} is larger than {_size(MAX_SECRET_BYTES)}")
+    try:
+        # Nothing of the content is shown: it is most likely a secret.
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise LookupError(f"{path} is not UTF-8 text") from None
     return text[:-1] if text.endswith("\n") else text
 
 
@@ -214,11 +242,9 @@ def _raise_problems(file: Path, problems: list[tuple[Mark, str]]) -> None:
 def load_rules_file(path: Path, cfg: Config) -> list[Rule]:
     """Rules from a separate file (a list, or a mapping with ``rules:``), checked against
     the config's connectors and roles as the config's own rules are."""
+    text = _read_text(path, "rules file")
     try:
-        text = path.read_text(encoding="utf-8")
         raw, pos, structural = load(text)
-    except OSError as exc:
-        raise ConfigError([f"{path}:1:1: cannot read the rules file: {exc.strerror}"]) from None
     except YamlError as exc:
         raise ConfigError([f"{path}:{exc.mark.line}:{exc.mark.col}: {exc}"]) from None
     problems = list(structural)
@@ -280,10 +306,21 @@ def parse_config(text: str, file: Path) -> Config:
     return cfg
 
 
+def _read_text(path: Path, what: str) -> str:
+    """The UTF-8 text of a config or rules file; ConfigError with the position otherwise."""
+    try:
+        data = _read_bytes(path, MAX_CONFIG_BYTES)
+    except OSError as exc:
+        raise ConfigError([f"{path}:1:1: cannot read the {what}: {exc.strerror}"]) from None
+    if data is None:
+        raise ConfigError([f"{path}:1:1: the {what} is larger than "
+                           f"{_size(MAX_CONFIG_BYTES)}"])
+    try:
+        return decode(data)
+    except YamlError as exc:
+        raise ConfigError([f"{path}:{exc.mark.line}:{exc.mark.col}: {exc}"]) from None
+
+
 def load_config(path: Path) -> Config:
     """Read and validate the config file at ``path``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{path}:1:1: cannot read the config file: {exc.strerror}"]) from None
-    return parse_config(text, path)
+    return parse_config(_read_text(path, "config file"), path)
