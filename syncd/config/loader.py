@@ -10,6 +10,8 @@ from typing import Any
 
 import structlog
 from pydantic import SecretStr, TypeAdapter, ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from syncd import secrets
 from syncd.config.model import Config, config_model
@@ -302,8 +304,19 @@ def parse_config(text: str, file: Path) -> Config:
     assert cfg is not None
     cfg._path = file.resolve()
     secrets.register_all(cfg)
+    _register_store_password(cfg.store.url)
     _secret_warnings(cfg, file, pos, interpolated, raw)
     return cfg
+
+
+def _register_store_password(url: str) -> None:
+    """A password in the store URL is a secret too."""
+    try:
+        password = make_url(url).password
+    except (ArgumentError, ValueError):  # refused by validation already
+        return
+    if password:
+        secrets.register(str(password))
 
 
 def _read_text(path: Path, what: str) -> str:

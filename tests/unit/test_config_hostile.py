@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from syncd import secrets
 from syncd.config.loader import load_config, load_rules_file, parse_config
 from syncd.config.yamlpos import MAX_DEPTH, MAX_NODES
 from syncd.errors import ConfigError
@@ -380,3 +381,40 @@ def test_errors_in_reused_and_merged_mappings_are_placed() -> None:
         f"{FILE}:{at(text, '5')}: '<<' merges a mapping or a list of mappings",
     ]
 
+
+# -- the store URL --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("notaurl", "store.url: not an SQLAlchemy URL: expected e.g. "
+                "sqlite:////var/lib/syncd/syncd.db or postgresql+psycopg://"),
+    ("postgresql://syncd:{pw}@db:port/syncd", "store.url: not an SQLAlchemy URL"),
+    ("mysql://syncd:{pw}@db/syncd", "store.url: unsupported database 'mysql': the store is "
+                                    "SQLite (sqlite:///...) or PostgreSQL"),
+    ("postgresql+nosuch://syncd:{pw}@db/syncd",
+     "store.url: unknown database driver 'nosuch' for postgresql"),
+])
+def test_a_bad_store_url_is_a_config_error(url: str, message: str) -> None:
+    password = f"pw-{uuid.uuid4().hex}"
+    text = f"version: 1\nstore: {{url: '{url.format(pw=password)}'}}\ncolour: red\n"
+    found = problems(text)
+    assert len(found) == 2, found
+    assert found[0].startswith(f"{FILE}:2:14: {message}"), found
+    assert "colour" in found[1]
+    assert password not in "\n".join(found)
+
+
+@pytest.mark.parametrize("url", [
+    "sqlite:///syncd.db", "sqlite:////var/lib/syncd/syncd.db", "sqlite://",
+    "postgresql+psycopg://syncd@db.example.org/syncd", "postgresql://db/syncd",
+    "postgresql+psycopg://syncd:secret@db:5432/syncd?sslmode=require",
+])
+def test_good_store_urls(url: str) -> None:
+    assert parse_config(f"version: 1\nstore: {{url: '{url}'}}\n", FILE).store.url == url
+
+
+def test_the_password_in_the_store_url_is_a_secret() -> None:
+    password = f"pw-{uuid.uuid4().hex}"
+    parse_config(f"version: 1\nstore: {{url: 'postgresql+psycopg://syncd:{password}@db/s'}}\n",
+                 FILE)
+    assert password in secrets.known()
