@@ -146,7 +146,7 @@ def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
 def test_an_endless_config_file_is_refused_quickly() -> None:
     started = time.perf_counter()
     line = only_file_problem(Path("/dev/zero"))
-    assert line == "/dev/zero:1:1: the config file is larger than 16 MiB"
+    assert line == "/dev/zero:1:1: the config file is larger than 4 MiB"
     assert time.perf_counter() - started < 5
 
 
