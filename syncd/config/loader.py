@@ -27,7 +27,7 @@ DEFAULT_PATH = "/etc/syncd/syncd.yaml"
 _REF = re.compile(r"\$\{(env|file):([^}]*)\}")
 
 # Files are read whole, but never more than this: a config or a secret that points at an
-# endless file (/dev/zero, a pipe left open) fails instead of filling the memory. A config
+# endless file (/dev/zero, an endless pipe) fails instead of filling the memory. A config
 # as large as yamlpos.MAX_NODES allows takes a few MiB; parsing 4 MiB takes seconds.
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 MAX_SECRET_BYTES = 1024 * 1024
