@@ -8,19 +8,37 @@ from datetime import timedelta
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
+# The longest duration syncd accepts: intervals and timeouts beyond a year are mistakes, and
+# a bound keeps every duration far inside what timedelta and the schedulers can hold.
+MAX_DURATION = timedelta(days=366)
+
 # APScheduler 3 numbers weekdays from Monday=0, cron from Sunday=0: translate to names.
 _DOW_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
 def parse_duration(text: str) -> timedelta:
-    """Parse ``<integer><unit>`` with unit s, m, h or d; raise ValueError otherwise."""
+    """Parse ``<integer><unit>`` with unit s, m, h or d, from 1s up to ``MAX_DURATION``
+    (366d); raise ValueError otherwise."""
     m = _DURATION.match(text)
     if not m:
         raise ValueError(f"invalid duration {text!r}: expected an integer and a unit (s, m, h, d)")
-    seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    digits = m.group(1).lstrip("0") or "0"
+    # Eleven digits of seconds already exceed the maximum: longer numbers are not converted
+    # at all (Python refuses to convert thousands of digits, and timedelta overflows).
+    seconds = int(digits) * _UNITS[m.group(2)] if len(digits) <= 11 else None
+    if seconds is None or seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"invalid duration {_shown(text)}: longer than the maximum of "
+                         f"{MAX_DURATION.days}d")
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: must be greater than zero")
     return timedelta(seconds=seconds)
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """``text`` quoted for a message, shortened when long."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def _dow_number(tok: str) -> int:

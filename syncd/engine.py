@@ -215,7 +215,8 @@ class SyncEngine:
             except Exception as exc:  # a connector's bug: the run fails, nothing changes
                 log.exception("sync.connector_crashed")
                 raise SourceError(f"connector {name!r} failed unexpectedly: "
-                                  f"{exc.__class__.__name__}: {exc}") from exc
+                                  f"{exc.__class__.__name__}: {secrets.redact(str(exc))}"
+                                  ) from exc
             cp.mode = pulled.mode
             cp.groups_seen = len(pulled.index.groups)
             cp.users_seen = len(pulled.index.users)
@@ -223,7 +224,8 @@ class SyncEngine:
             self._plan_and_apply(connector, pulled, rules, opts, run_id, cp, result,
                                  started_at)
         except (SourceError, StaleChange) as exc:
-            cp.status, cp.error = "failed", secrets.redact(str(exc))
+            # syncd's words around the source's: its names stay readable (syncd.secrets).
+            cp.status, cp.error = "failed", secrets.redact_own(str(exc))
             if not result.dry_run:
                 self._record_outcome(run_id, cp, started_at, "run_failed")
         except SQLAlchemyError as exc:

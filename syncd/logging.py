@@ -1,9 +1,16 @@
-"""structlog set-up: JSON off a terminal, the console renderer on one, secrets masked."""
+"""structlog set-up: JSON off a terminal, the console renderer on one, secrets masked.
+
+Masking follows syncd.secrets: library log records, exceptions and tracebacks are text from
+outside and get ``secrets.redact``; syncd's own events get the safety net
+``secrets.redact_own``, which leaves syncd's identifiers (a connector's name) readable.
+"""
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any, Literal
 
 import structlog
@@ -14,30 +21,52 @@ from syncd import secrets
 LogFormat = Literal["auto", "json", "console"]
 
 
-def _redact_value(value: Any) -> Any:
+def _redact_value(value: Any, redact: Callable[[str], str]) -> Any:
     if isinstance(value, str):
-        return secrets.redact(value)
+        return redact(value)
     if isinstance(value, dict):
-        return {k: _redact_value(v) for k, v in value.items()}
+        return {k: _redact_value(v, redact) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_redact_value(v) for v in value]
-    if isinstance(value, BaseException):
+        return [_redact_value(v, redact) for v in value]
+    if isinstance(value, BaseException):  # an exception's text comes from outside
         return secrets.redact(str(value))
     return value
 
 
 def redact_secrets(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """Mask every registered secret value in every field of the event."""
+    """Mask registered secret values in every field of the event: everywhere in a library's
+    record and in rendered exceptions, outside syncd's identifiers in syncd's own events."""
     if not secrets.known():
         return event_dict
+    # A standard-library record is a library's text, but for the context syncd bound.
+    foreign = event_dict.get("_from_structlog") is False
+    bound = structlog.contextvars.get_contextvars() if foreign else {}
+
+    def redactor(key: str) -> Callable[[str], str]:
+        if key == "exception" or (foreign and key not in bound):
+            return secrets.redact
+        return secrets.redact_own
+
     # exc_info stays as given so the renderers can format the traceback; their output is
-    # masked afterwards (dict_tracebacks output by a second pass, text by _redact_rendered).
-    return {k: v if k == "exc_info" else _redact_value(v) for k, v in event_dict.items()}
+    # masked afterwards (dict tracebacks by a second pass, text by _redacting_formatter).
+    return {k: v if k == "exc_info" else _redact_value(v, redactor(k))
+            for k, v in event_dict.items()}
 
 
 def _redact_rendered(_logger: Any, _name: str, rendered: Any) -> Any:
-    # Tracebacks are formatted late; mask once more on the final text.
-    return secrets.redact(rendered) if isinstance(rendered, str) else rendered
+    # A last safety net on the final line (whose parts were masked already).
+    return secrets.redact_own(rendered) if isinstance(rendered, str) else rendered
+
+
+def _redacting_formatter(sio: Any, exc_info: Any) -> None:
+    """The console's traceback: plain text, masked whole before it is written.
+
+    Plain, because a pretty traceback wraps long lines, cuts long values and colours parts
+    of a line, any of which can split a secret so that masking misses it.
+    """
+    buffer = io.StringIO()
+    structlog.dev.plain_traceback(buffer, exc_info)
+    sio.write(secrets.redact(buffer.getvalue()))
 
 
 def configure(fmt: LogFormat = "auto", verbosity: int = 0, stream: Any = None) -> None:
@@ -68,7 +97,8 @@ def configure(fmt: LogFormat = "auto", verbosity: int = 0, stream: Any = None) -
             structlog.tracebacks.ExceptionDictTransformer(show_locals=False))
         shared += [tracebacks, redact_secrets]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty(),
+                                                 exception_formatter=_redacting_formatter)
 
     structlog.configure(
         processors=[

@@ -33,7 +33,8 @@ class SyncdGroup(click.Group):
                 click.echo(problem, err=True)
             ctx.exit(exc.exit_code)
         except SyncdError as exc:
-            click.echo(f"syncd: error: {secrets.redact(str(exc))}", err=True)
+            # syncd's own sentence: the safety net keeps its names readable (syncd.secrets).
+            click.echo(f"syncd: error: {secrets.redact_own(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise

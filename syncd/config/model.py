@@ -6,7 +6,9 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BeforeValidator, Field, PrivateAttr, create_model
+from pydantic import BeforeValidator, Field, PrivateAttr, create_model, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from syncd.config.base import Model
 from syncd.config.rules import Rule
@@ -18,6 +20,8 @@ from syncd.store.schema import ROLES
 # far fewer groups than that are already a mass deletion.
 DEFAULT_MAX_GROUP_DELETES = 25
 DEFAULT_MAX_MEMBER_REMOVALS = 500
+# The databases the store is written for (syncd/store: SQLite and PostgreSQL).
+STORE_BACKENDS = ("sqlite", "postgresql")
 
 
 class StoreConfig(Model):
@@ -29,6 +33,27 @@ class StoreConfig(Model):
         examples=["sqlite:////var/lib/syncd/syncd.db",
                   "postgresql+psycopg://syncd@db.example.org/syncd"],
     )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, v: str) -> str:
+        # The messages never quote the URL: it may hold a password.
+        try:
+            url = make_url(v)
+        except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+            raise ValueError(
+                "not an SQLAlchemy URL: expected e.g. sqlite:////var/lib/syncd/syncd.db or "
+                "postgresql+psycopg://syncd@db.example.org/syncd") from None
+        backend = url.get_backend_name()
+        if backend not in STORE_BACKENDS:
+            raise ValueError(f"unsupported database {backend!r}: the store is SQLite "
+                             "(sqlite:///...) or PostgreSQL (postgresql+psycopg://...)")
+        try:
+            url.get_dialect()  # loads SQLAlchemy's dialect module only, not the driver
+        except NoSuchModuleError:
+            raise ValueError(f"unknown database driver {url.get_driver_name()!r} for "
+                             f"{backend}") from None
+        return v
 
 
 class AuditConfig(Model):

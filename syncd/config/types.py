@@ -85,7 +85,8 @@ def _check_percent_or_count(v: int | str) -> int | str:
 Duration = Annotated[
     str,
     AfterValidator(_check_duration),
-    Field(pattern=r"^\s*\d+\s*[smhd]\s*$", examples=["30s", "5m", "1h", "1d"]),
+    Field(pattern=r"^\s*\d+\s*[smhd]\s*$", examples=["30s", "5m", "1h", "1d"],
+          description="an integer and a unit (s, m, h, d), from 1s to 366d"),
 ]
 Cron = Annotated[
     str, AfterValidator(_check_cron),

@@ -231,7 +231,7 @@ def test_every_error_is_reported_at_once_in_file_order() -> None:
 
 
 @pytest.mark.parametrize(("body", "needle", "occurrence", "message"), [
-    pytest.param("version: 1\nstore: {url: x, colour: red}\n", "colour", 1,
+    pytest.param("version: 1\nstore: {url: 'sqlite:///x.db', colour: red}\n", "colour", 1,
                  "unknown key 'colour' in store", id="unknown-key-at-the-key"),
     pytest.param("version: 1\nconnectors:\n" + LDAP + "    colour: red\n", "colour", 1,
                  "unknown key 'colour' in connectors.0", id="unknown-connector-key"),
@@ -291,8 +291,8 @@ def test_every_error_is_reported_at_once_in_file_order() -> None:
                  "connectors.0.type: unknown connector type 'ftp'", id="unknown-type"),
     pytest.param('version: 1\nsafety: {max_member_removals: "lots"}\n', '"lots"', 1,
                  "safety.max_member_removals: invalid limit", id="bad-limit"),
-    pytest.param("version: 1\nstore: {url: a}\nstore: {url: b}\n", "store", 2,
-                 "duplicate key 'store'", id="duplicate-yaml-key"),
+    pytest.param("version: 1\nstore: {url: 'sqlite:///a.db'}\nstore: {url: 'sqlite:///b.db'}\n",
+                 "store", 2, "duplicate key 'store'", id="duplicate-yaml-key"),
 ])
 def test_error_position_and_message(body: str, needle: str, occurrence: int,
                                     message: str) -> None:
@@ -384,11 +384,11 @@ def test_missing_env_is_an_error_naming_the_key(monkeypatch: pytest.MonkeyPatch)
 def test_file_interpolation_drops_one_trailing_newline(tmp_path: Path) -> None:
     secret = unique_secret()
     (tmp_path / "pw").write_text(secret + "\n", encoding="utf-8")
-    (tmp_path / "raw").write_text("no-newline", encoding="utf-8")
+    (tmp_path / "raw").write_text("sqlite:///no-newline.db", encoding="utf-8")
     text = ldap_with_password(f"${{file:{tmp_path / 'pw'}}}")
     assert password_of(parse_config(text, tmp_path / "c.yaml")) == secret
     text = "version: 1\nstore: {url: '${file:" + str(tmp_path / "raw") + "}'}\n"
-    assert parse_config(text, tmp_path / "c.yaml").store.url == "no-newline"
+    assert parse_config(text, tmp_path / "c.yaml").store.url == "sqlite:///no-newline.db"
 
 
 def test_relative_file_is_relative_to_the_config_file(tmp_path: Path,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from syncd.durations import cron_trigger, parse_duration
+from syncd.durations import MAX_DURATION, cron_trigger, parse_duration
 
 # A Wednesday.
 WEDNESDAY = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
@@ -104,3 +104,15 @@ def test_sunday_cron_fires_on_the_next_sunday() -> None:
 def test_invalid_cron(expr: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         cron_trigger(expr)
+
+
+@pytest.mark.parametrize("text", ["99999999999999999999s", "367d", "8785h", "527041m",
+                                  "31622401s", "9" * 5000 + "s", "0" * 30 + "367d"])
+def test_duration_longer_than_the_maximum(text: str) -> None:
+    with pytest.raises(ValueError, match="longer than the maximum of 366d"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["366d", "8784h", "527040m", "31622400s", "000366d"])
+def test_duration_up_to_the_maximum(text: str) -> None:
+    assert parse_duration(text) == MAX_DURATION == timedelta(days=366)
