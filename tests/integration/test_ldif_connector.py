@@ -101,8 +101,10 @@ def test_custom_filter_replaces_the_preset_default(tmp_path: Path) -> None:
 
 def test_null_filter_uses_the_preset_default(tmp_path: Path) -> None:
     ldif = (group("names", BASE, [])
-            + f"\ndn: cn=unique,{BASE}\nobjectClass: groupOfUniqueNames\ncn: unique\n\n"
-            + f"dn: cn=posix,{BASE}\nobjectClass: posixGroup\ncn: posix\n\n"
+            + f"\ndn: cn=unique,{BASE}\nobjectClass: groupOfUniqueNames\ncn: unique\n"
+            + f"entryUUID: {uuid.uuid5(uuid.NAMESPACE_DNS, 'unique')}\n\n"
+            + f"dn: cn=posix,{BASE}\nobjectClass: posixGroup\ncn: posix\n"
+            + f"entryUUID: {uuid.uuid5(uuid.NAMESPACE_DNS, 'posix')}\n\n"
             + f"dn: uid=p,{BASE}\nobjectClass: posixAccount\nuid: p\n\n" + user("ann"))
     conn = make(tmp_path, ldif)
     assert [g.name for g in groups(conn)] == ["names", "unique"]
@@ -267,6 +269,81 @@ def test_fallback_id_from_the_normalised_dn(tmp_path: Path) -> None:
     assert groups(respelt)[0].external_id == g.external_id
     fallbacks = [e for e in logs if e["event"] == "ldif.ids_from_dn"]
     assert [(e["kind"], e["count"]) for e in fallbacks] == [("group", 1), ("user", 1)]
+
+
+def line_of(text: str, dn: str) -> int:
+    """The line on which the record of ``dn`` starts."""
+    return text.splitlines().index(f"dn: {dn}") + 1
+
+
+def without_id(text: str, dn: str) -> str:
+    """``text`` with the entryUUID line of the record of ``dn`` taken out."""
+    head, record_start, rest = text.partition(f"dn: {dn}\n")
+    record, blank, tail = rest.partition("\n\n")
+    kept = [line for line in record.splitlines() if not line.startswith("entryUUID:")]
+    assert len(kept) == len(record.splitlines()) - 1
+    return head + record_start + "\n".join(kept) + blank + tail
+
+
+@pytest.mark.parametrize(("kind", "dn"), [
+    ("group", f"cn=eng,ou=eng,ou=groups,{BASE}"),
+    ("user", f"uid=ben,ou=partners,ou=people,{BASE}"),
+])
+def test_an_entry_without_its_id_among_entries_with_one_fails(tmp_path: Path, kind: str,
+                                                              dn: str) -> None:
+    ldif = without_id(TREE, dn)
+    snap = make(tmp_path, ldif).snapshot()
+    failing, other = (snap.groups, snap.users) if kind == "group" else (snap.users, snap.groups)
+    with pytest.raises(SourceError) as info:
+        list(failing)
+    message = str(info.value)
+    assert message.startswith(f"ldif connector 't': {kind} {dn} "
+                              f"({tmp_path / 'dir.ldif'}:{line_of(ldif, dn)}) has no entryUUID")
+    assert f"while {'3 other groups have' if kind == 'group' else '1 other user has'} one" \
+        in message
+    assert "\n" not in message
+    # the other kind, every entry with its id, reads as before
+    assert len(list(other)) == (2 if kind == "group" else 4)
+
+
+def test_an_export_cut_short_inside_a_record_fails(tmp_path: Path) -> None:
+    # the last record (ben) loses its tail, entryUUID with it, in the middle of a line
+    cut = TREE[:TREE.rindex("@example.org\nentryUUID")]
+    assert cut.endswith("mail: ben")
+    conn = make(tmp_path, cut)
+    assert len(groups(conn)) == 4
+    dn = f"uid=ben,ou=partners,ou=people,{BASE}"
+    with pytest.raises(SourceError, match=rf"^ldif connector 't': user {dn} "
+                       rf"\({tmp_path / 'dir.ldif'}:{line_of(cut, dn)}\) has no entryUUID"):
+        users(conn)
+
+
+def test_many_entries_without_ids_are_counted_in_the_one_line(tmp_path: Path) -> None:
+    ldif = without_id(without_id(TREE, f"cn=top,ou=groups,{BASE}"),
+                      f"cn=other,ou=other,{BASE}")
+    with pytest.raises(SourceError) as info:
+        groups(make(tmp_path, ldif))
+    top = f"cn=top,ou=groups,{BASE}"
+    assert f"group {top} ({tmp_path / 'dir.ldif'}:{line_of(ldif, top)}) and 1 more have no " \
+        "entryUUID while 2 other groups have one" in str(info.value)
+
+
+def test_groups_and_users_are_judged_apart(tmp_path: Path) -> None:
+    """Every group without an id, every user with one: each kind is whole, nothing fails."""
+    ldif = TREE
+    for dn in (f"cn=top,ou=groups,{BASE}", f"cn=eng,ou=eng,ou=groups,{BASE}",
+               f"cn=deep,ou=x,ou=eng,ou=groups,{BASE}", f"cn=other,ou=other,{BASE}"):
+        ldif = without_id(ldif, dn)
+    with capture_logs() as logs:
+        conn = make(tmp_path, ldif)
+        found = groups(conn)
+        people = users(conn)
+    assert [g.external_id for g in found] == [
+        str(uuid.uuid5(uuid.NAMESPACE_X500, normalise_dn(g.dn))) for g in found]
+    assert [u.external_id for u in people] == [str(uuid.uuid5(uuid.NAMESPACE_DNS, name))
+                                               for name in ("ann", "ben")]
+    assert [(e["event"], e["kind"], e["count"]) for e in logs] == [
+        ("ldif.ids_from_dn", "group", 4)]
 
 
 def test_only_needed_attributes_are_kept(tmp_path: Path) -> None:
