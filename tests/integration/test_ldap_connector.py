@@ -420,8 +420,10 @@ def test_the_scan_for_removals_fails_or_retries_after_the_delta_is_begun(
     conn = make(server, tmp_path, retries=1)
     conn.transport_factory = Killing  # type: ignore[misc]
     scans.clear()
+    go.clear()  # as above: the kill must not reach the searches for changes, only the scans
     begun = conn.begin_delta(full.cursor)
     assert begun is not None
+    go.set()
     begun.settle()
     assert scans == [GROUPS, GROUPS, PEOPLE]  # killed once, then both scans whole
     assert list(begun.removed_groups) == [uid_for("group-spare")]
