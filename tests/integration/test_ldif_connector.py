@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 
+from connectors import ldifparse
 from connectors.dn import normalise_dn
 from connectors.ldif import LdifConfig, LdifConnector, fast_normalise_dn
 from syncd.errors import SourceError
@@ -435,6 +438,53 @@ def test_missing_file(tmp_path: Path) -> None:
     (tmp_path / "dir.ldif").unlink()
     with pytest.raises(SourceError, match=str(tmp_path / "dir.ldif")):
         conn.snapshot()
+
+
+def test_a_record_over_the_size_limit_fails_with_file_and_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    many = group("many", f"ou=groups,{BASE}", [f"uid=u{i},ou=people,{BASE}" for i in range(10)])
+    ldif = TREE + many
+    monkeypatch.setattr(ldifparse, "MAX_RECORD_BYTES", 300)
+    assert all(len(record) < 300 for record in TREE.split("\n\n"))
+    assert len(many) > 300
+    conn = make(tmp_path, ldif)
+    with pytest.raises(SourceError, match=rf"^{tmp_path / 'dir.ldif'}:"
+                       rf"{line_of(ldif, f'cn=many,ou=groups,{BASE}')}: record larger than "
+                       "300 bytes"):
+        groups(conn)
+
+
+# Runs the connector on /dev/zero in a process of its own, its address space capped so that
+# reading without a bound fails fast (MemoryError) instead of taking the machine's memory.
+DEV_ZERO = """
+import resource, sys, time
+from pathlib import Path
+cap = 1024 * 1024 * 1024
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+from connectors.ldif import LdifConfig, LdifConnector
+from syncd.errors import SourceError
+conn = LdifConnector(LdifConfig.model_validate(
+    {"name": "zero", "type": "ldif", "path": "/dev/zero"}), base_dir=Path("/"))
+started = time.monotonic()
+try:
+    list(conn.snapshot().groups)
+    sys.exit("read /dev/zero to its end")
+except SourceError as exc:
+    print(exc)
+print(round(time.monotonic() - started, 2))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_an_endless_file_fails_quickly_with_bounded_memory() -> None:
+    proc = subprocess.run([sys.executable, "-c", DEV_ZERO], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    message, seconds, peak_mib = proc.stdout.splitlines()
+    assert message.startswith("/dev/zero:1: line longer than 64 MiB")
+    assert float(seconds) < 5
+    # the one line read up to the limit, in a copy or two, and Python itself
+    assert int(peak_mib) < 400
 
 
 def test_relative_and_absolute_paths(tmp_path: Path) -> None:
