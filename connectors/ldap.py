@@ -19,6 +19,12 @@ stored in the cursor, from the same DC (its dnsHostName and invocationId are in 
 another DC means a full run). Other servers read entries whose ``modifyTimestamp`` is at or
 after the start of the last run less ``delta_overlap``. Deletions (and entries leaving the
 scope) are found by an id-only scan of both bases against the ids kept in the cursor.
+
+Ids: the preset's id attribute (or its override); an entry without one gets an id from its
+DN only when no other entry of its kind (group or user) has one. Where some have one and
+some not, the server answered in part for this purpose, and the run fails
+(``Mapper.check_ids``): in a full run over the entries read, in a delta over the changed
+entries and the id-only scans together.
 """
 
 from __future__ import annotations
@@ -223,6 +229,11 @@ class LdapConnector(Connector):
         """A DN's normalised form; a value that is not a DN (a group name) stays as it is."""
         return dn_ref(value)
 
+    @property
+    def source_name(self) -> str:
+        """How errors name this connector."""
+        return f"ldap connector {self.settings.name!r}"
+
     def mapper(self) -> Mapper:
         """A fresh mapper for one pass."""
         return Mapper(self.settings.schema_, self.settings.attributes, self.needed_attributes,
@@ -301,8 +312,9 @@ class LdapConnector(Connector):
         cursor = self._cursor(started, ad_state, (u.external_id for u in users),
                               (g.external_id for g in groups))
         users.extend(self._outside_members(t, mapper, groups))
-        mapper.log_fallbacks("group", server=self.settings.url)
-        mapper.log_fallbacks("user", server=self.settings.url)
+        for kind in ("group", "user"):
+            mapper.check_ids(kind, self.source_name)
+            mapper.log_fallbacks(kind, server=self.settings.url)
         return Snapshot(users=users, groups=groups, cursor=cursor)
 
     def _groups(self, t: Transport, mapper: Mapper, filter: str) -> Iterator[SourceGroup]:
@@ -453,12 +465,10 @@ class LdapConnector(Connector):
             changed = f"(modifyTimestamp>={escape_filter_chars(str(cursor['since']))})"
         # The id-only scans that find removals run beside the searches for changes, on a
         # connection of their own (and their own mapper): the server does both at once.
-        scan_mapper = self.mapper()
-        scans = _Background(lambda: self._attempt(lambda s: (
-            self._scan_ids(s, scan_mapper, self.groups_scope, "group"),
-            self._scan_ids(s, scan_mapper, self.users_scope, "user"))))
+        scans = _Background(lambda: self._attempt(self._scan_both))
+        mapper = self.mapper()
         try:
-            groups, users, nameless = self._changed(t, changed)
+            groups, users, nameless = self._changed(t, mapper, changed)
         except BaseException:
             with contextlib.suppress(Exception):  # this run's own error is the one to report
                 scans.result()
@@ -466,10 +476,16 @@ class LdapConnector(Connector):
         # in scope and changed: kept in the cursor even if the scan, which may have run
         # before, did not see them, so that the next delta finds them removed if they are
         changed_ids = ({g.external_id for g in groups}, {u.external_id for u in users})
-        users.extend(self._outside_members(t, self.mapper(), groups))
+        users.extend(self._outside_members(t, mapper, groups))
 
         def removals() -> Removals:
-            group_ids, user_ids = scans.result()
+            group_ids, user_ids, scan_mapper = scans.result()
+            # The scans saw every entry in scope: they are judged first, on their own (their
+            # counts are exact, the changed entries are among them); then together with the
+            # entries read for changes and the members outside the bases.
+            for kind in ("group", "user"):
+                scan_mapper.check_ids(kind, self.source_name)
+                mapper.check_ids(kind, self.source_name, scan_mapper)
             removed_groups = unpack_ids(cursor["group_ids"]) - group_ids
             removed_users = (unpack_ids(cursor["user_ids"]) - user_ids) | set(nameless)
             user_ids = (user_ids | changed_ids[1]) - set(nameless)
@@ -482,11 +498,10 @@ class LdapConnector(Connector):
         return Delta(users=users, groups=groups, removed_users=[], removed_groups=[],
                      cursor={}, pending=removals)
 
-    def _changed(self, t: Transport, changed: str,
+    def _changed(self, t: Transport, mapper: Mapper, changed: str,
                  ) -> tuple[list[SourceGroup], list[SourceUser], list[str]]:
         """Groups and users matching the change filter, and the ids of changed entries
         that are not users (no user name)."""
-        mapper = self.mapper()
         groups = list(self._groups(t, mapper, f"(&{self.groups_scope.filter}{changed})"))
         users: list[SourceUser] = []
         nameless: list[str] = []
@@ -496,10 +511,17 @@ class LdapConnector(Connector):
             ndn = fast_normalise_dn(dn)
             user = mapper.user(dn, ndn, attrs, self._locate)
             if user is None:
-                nameless.append(mapper.id_or_fallback(attrs, ndn, "user"))
+                nameless.append(mapper.id_or_fallback(attrs, ndn, "user", dn, self._locate))
             else:
                 users.append(user)
         return groups, users, nameless
+
+    def _scan_both(self, t: Transport) -> tuple[set[str], set[str], Mapper]:
+        """The ids of every group and every user in scope, and the mapper that counted
+        them (made for each attempt, so that a retry counts afresh)."""
+        mapper = self.mapper()
+        return (self._scan_ids(t, mapper, self.groups_scope, "group"),
+                self._scan_ids(t, mapper, self.users_scope, "user"), mapper)
 
     def _scan_ids(self, t: Transport, mapper: Mapper, scope: _Scope, kind: str) -> set[str]:
         """The ids of every entry in ``scope``, asking for the id attribute only."""
@@ -517,13 +539,18 @@ class LdapConnector(Connector):
         plain = mapper.plain_ids(raws)  # most often all of them, in a few C calls
         if plain is not None:
             ids = set(plain)
+            mapper.count_found(kind, len(plain))
         else:
             ids = set()
             others.extend((dn, {key: [raw]}) for dn, raw in zip(dns, raws, strict=True))
         for dn, attrs in others:
             found = mapper.entry_id(attrs)  # the DN is normalised only where there is none
-            ids.add(found if found is not None
-                    else mapper.id_or_fallback(attrs, fast_normalise_dn(dn), kind))
+            if found is None:
+                found = mapper.id_or_fallback(attrs, fast_normalise_dn(dn), kind, dn,
+                                              self._locate)
+            else:
+                mapper.count_found(kind, 1)
+            ids.add(found)
         return ids
 
     # -- test-connection -------------------------------------------------------------------

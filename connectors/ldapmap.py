@@ -20,6 +20,7 @@ from ldap3.utils.dn import parse_dn
 from connectors.dn import normalise_dn
 from connectors.ldapcommon import Attributes
 from syncd.config.rules import AttributeMatch
+from syncd.errors import SourceError
 from syncd.source import NAME_REF_PREFIX, SourceGroup, SourceUser
 
 log = structlog.get_logger("syncd.connectors.ldapmap")
@@ -123,7 +124,11 @@ class Mapper:
         member = self.names["member"].lower()
         self.member_attrs = (["member", "uniquemember"]
                              if schema == "rfc4519" and member == "member" else [member])
+        # Per kind: entries with an id, entries given one from their DN, and the first of
+        # those (its DN and where it was read), for check_ids.
+        self.found = {"group": 0, "user": 0}
         self.fallbacks = {"group": 0, "user": 0}
+        self.first_fallback: dict[str, tuple[str, str]] = {}
         # Member lists repeat the same DNs: normalise each spelling once, share the result.
         self._refs: dict[str, str] = {}
 
@@ -178,13 +183,45 @@ class Mapper:
         ids = text.split("\n")
         return ids if all(ids) else None  # an empty value has no id
 
-    def id_or_fallback(self, attrs: Attrs, ndn: str, kind: str) -> str:
-        """The id, else a UUID 5 of the normalised DN (counted, see ``log_fallbacks``)."""
+    def id_or_fallback(self, attrs: Attrs, ndn: str, kind: str, dn: str | None = None,
+                       locate: Locate | None = None) -> str:
+        """The id, else a UUID 5 of the normalised DN; both are counted (``check_ids``)."""
         found = self.entry_id(attrs)
         if found is not None:
+            self.found[kind] += 1
             return found
+        if not self.fallbacks[kind]:
+            self.first_fallback[kind] = (dn or ndn, locate() if locate is not None else "")
         self.fallbacks[kind] += 1
         return str(uuid.uuid5(uuid.NAMESPACE_X500, ndn))
+
+    def count_found(self, kind: str, count: int) -> None:
+        """Count ``count`` entries of ``kind`` whose ids were read without ``id_or_fallback``."""
+        self.found[kind] += count
+
+    def check_ids(self, kind: str, source: str, *others: Mapper) -> None:
+        """Fail when some entries of ``kind`` (here and in ``others``) had an id and some none.
+
+        Such a source answered in part: an entry that lost its id (an export cut short or
+        edited, an attribute not filled in) would get another id from its DN, and the sync
+        would delete its group and make it again. A source where no entry has one keeps ids
+        from DNs. Users and groups are judged apart: an id attribute may be one that only
+        users carry (``employeeNumber``), and then every group's id comes from its DN.
+        """
+        mappers = (self, *others)
+        found = sum(m.found[kind] for m in mappers)
+        missing = sum(m.fallbacks[kind] for m in mappers)
+        if not (found and missing):
+            return
+        dn, where = next(m.first_fallback[kind] for m in mappers if m.fallbacks[kind])
+        lacking = f"{kind} {dn}" + (f" ({where})" if where else "") + (
+            f" and {missing - 1} more have" if missing > 1 else " has")
+        having = f"{found} other {kind}" + (" has" if found == 1 else "s have")
+        attribute = self.names["id"]
+        raise SourceError(
+            f"{source}: {lacking} no {attribute} while {having} one: a partial answer (an "
+            f"export cut short or edited?) is refused; every {kind} needs {attribute}, or "
+            "none (ids from DNs)")
 
     def log_fallbacks(self, kind: str, **where: str) -> None:
         """Warn once about the entries of ``kind`` whose ids were derived from DNs."""
@@ -202,7 +239,7 @@ class Mapper:
         """A source group; ``members`` replaces the member refs read from ``attrs``."""
         needed = self.needed
         return SourceGroup(
-            external_id=self.id_or_fallback(attrs, ndn, "group"),
+            external_id=self.id_or_fallback(attrs, ndn, "group", dn, locate),
             ref=ndn,
             dn=dn,
             name=self._group_name(dn, attrs, locate),
@@ -268,7 +305,7 @@ class Mapper:
                         attribute=self.names["user_name"])
             return None
         return SourceUser(
-            external_id=self.id_or_fallback(attrs, ndn, "user"),
+            external_id=self.id_or_fallback(attrs, ndn, "user", dn, locate),
             ref=ndn,
             user_name=user_name,
             email=text(attrs, self.names["email"]),

@@ -6,9 +6,11 @@ LDAP presets of CONTRACT section 2 apply as for the ``ldap`` connector; searches
 scope, RFC 4515 filter) are evaluated in Python.
 
 An entry without its id attribute (``entryUUID``, ``objectGUID``) gets an id derived from
-its normalised DN (a UUID version 5). Such an id changes when the entry is renamed or moved,
-so a rename of such a group looks like a deletion and a new group: give the file entryUUIDs
-(``slapcat`` and most exports include them) when groups may be renamed.
+its normalised DN (a UUID version 5), when no group (or no user) in scope has one. Such an
+id changes when the entry is renamed or moved, so a rename of such a group looks like a
+deletion and a new group: give the file entryUUIDs (``slapcat`` and most exports include
+them) when groups may be renamed. A file where some groups (or users) have an id and some
+not is taken for an export cut short or edited, and fails the run (``Mapper.check_ids``).
 """
 
 from __future__ import annotations
@@ -173,6 +175,7 @@ class LdifConnector(Connector):
         keep = mapper.group_attributes() | self.groups_scope.filter.attributes
         for record, ndn in self._records(stamp, self.groups_scope, keep):
             yield mapper.group(record.dn, ndn, record.attrs, self._locate(record))
+        mapper.check_ids("group", self.source_name)
         mapper.log_fallbacks("group", file=str(self.path))
 
     # -- users -------------------------------------------------------------------------
@@ -184,9 +187,15 @@ class LdifConnector(Connector):
             found = mapper.user(record.dn, ndn, record.attrs, self._locate(record))
             if found is not None:
                 yield found
+        mapper.check_ids("user", self.source_name)
         mapper.log_fallbacks("user", file=str(self.path))
 
     # -- helpers -----------------------------------------------------------------------
+
+    @property
+    def source_name(self) -> str:
+        """How errors name this connector."""
+        return f"ldif connector {self.settings.name!r}"
 
     def mapper(self) -> Mapper:
         """A fresh mapper (it counts fallback ids per pass)."""

@@ -4,6 +4,10 @@ Supported: an optional ``version: 1`` line, comments, folded lines (a continuati
 starts with one space), ``attr:: base64`` values, blank lines between records and CRLF line
 ends. Change records (``changetype:``, ``control:``) and ``attr:< URL`` values are refused.
 Every problem is an ``LdifSyntaxError`` (a ``SourceError``) whose message starts ``FILE:LINE:``.
+
+One record (with the comments before it) may hold at most ``MAX_RECORD_BYTES``; a longer one,
+or a longer line, fails there, and the file is read no further: a path that points at an
+endless file (``/dev/zero``) or at something that is not LDIF fails instead of filling memory.
 """
 
 from __future__ import annotations
@@ -13,9 +17,14 @@ import binascii
 import re
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from syncd.errors import SourceError
+
+# The most bytes one record may take in the file, its line ends and folds included. A group
+# of a million members with DNs of 60 characters fits; nothing a directory holds comes near.
+MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 # RFC 4512 attribute descriptions: a name or an OID, then options (``cn;lang-de``).
 _ATTR_DESC = re.compile(rb"(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)*)(?:;[A-Za-z0-9-]+)*")
@@ -59,27 +68,57 @@ def value_text(value: bytes) -> str:
         return base64.b64encode(value).decode("ascii")
 
 
-def _logical_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, bytes | None]]:
-    """Unfold physical lines into (first line number, content); None marks a blank line."""
+def _logical_lines(lines: Iterable[bytes], file: str,
+                   limit: int) -> Iterator[tuple[int, bytes | None]]:
+    """Unfold physical lines into (first line number, content); None marks a blank line.
+
+    Fails once the lines of one record (from its first line, comments included, to the
+    blank line after it) hold more than ``limit`` bytes.
+    """
     start = 0
     parts: list[bytes] = []
+    first = 1  # the record's first line
+    size = 0   # its bytes so far
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip(b"\n").removesuffix(b"\r")
         if number == 1:
             line = line.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
         if line.startswith(b" ") and parts:
+            size += len(raw)
+            if size > limit:
+                raise _too_large(file, number, raw, first, limit)
             parts.append(line[1:])
             continue
         if parts:
             yield start, b"".join(parts)
             parts = []
         if not line.strip():
+            if len(raw) > limit:  # white space without end
+                raise _too_large(file, number, raw, first, limit)
+            size, first = 0, number + 1
             yield number, None
             continue
+        size += len(raw)
+        if size > limit:
+            raise _too_large(file, number, raw, first, limit)
         start = number
         parts = [line]
     if parts:
         yield start, b"".join(parts)
+
+
+def _too_large(file: str, number: int, raw: bytes, first: int, limit: int) -> LdifSyntaxError:
+    """The error for a line, or a record from line ``first`` on, beyond ``limit`` bytes."""
+    if len(raw.rstrip(b"\r\n")) > limit:
+        return LdifSyntaxError(file, number, f"line longer than {_size(limit)}, the most "
+                               "one record may hold: is this an LDIF file?")
+    return LdifSyntaxError(file, first, f"record larger than {_size(limit)}, the most one "
+                           f"record may hold (line {number} passes it)")
+
+
+def _size(count: int) -> str:
+    mib = 1024 * 1024
+    return f"{count // mib} MiB" if count % mib == 0 else f"{count} bytes"
 
 
 def _split(file: str, number: int, line: bytes) -> tuple[str, bytes]:
@@ -120,7 +159,7 @@ def parse_ldif(lines: Iterable[bytes], *, file: str = "<ldif>",
     """
     record: LdifRecord | None = None
     seen_record = False
-    for number, line in _logical_lines(lines):
+    for number, line in _logical_lines(lines, file, MAX_RECORD_BYTES):
         if line is None:
             if record is not None:
                 yield record
@@ -170,7 +209,10 @@ def read_ldif(path: Path, *, keep: Collection[str] | None = None) -> Iterator[Ld
     except OSError as exc:
         raise SourceError(f"cannot read LDIF file {path}: {exc.strerror or exc}") from None
     with handle:
+        # Lines are read at most one byte beyond the limit, so that an endless line (or a
+        # file that is not text) is caught without reading more of it.
+        lines = iter(partial(handle.readline, MAX_RECORD_BYTES + 1), b"")
         try:
-            yield from parse_ldif(handle, file=str(path), keep=keep)
+            yield from parse_ldif(lines, file=str(path), keep=keep)
         except OSError as exc:
             raise SourceError(f"error reading LDIF file {path}: {exc.strerror or exc}") from None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +150,75 @@ def test_members_outside_the_bases(server: Slapd, tmp_path: Path) -> None:
     assert missing[0]["log_level"] == "warning"
     # a dangling DN inside the users base stays a ref: the engine reports it
     assert user_dn("ghost2") in by_name(snap)["external"].members
+
+
+# -- ids ----------------------------------------------------------------------------------
+
+def number_users(server: Slapd, *, skip: str | None = None) -> dict[str, str]:
+    """Give every inetOrgPerson an employeeNumber (E-uid), but the entry ``skip``."""
+    ldap: Any = server.connection()
+    ldap.search(SUFFIX, "(objectClass=inetOrgPerson)", attributes=["uid"])
+    numbers = {}
+    for found in list(ldap.entries):
+        if found.entry_dn == skip:
+            continue
+        number = f"E-{found.uid.value}"
+        ldap.modify(found.entry_dn, {"employeeNumber": [(MODIFY_REPLACE, [number])]})
+        numbers[found.uid.value] = number
+    assert len(numbers) >= BIG_SIZE + 5
+    return numbers
+
+
+@pytest.mark.parametrize("lacking", [user_dn("bob"), f"uid=outsider,{OUTSIDE}"])
+def test_a_user_without_the_id_attribute_among_users_with_one_fails(
+        server: Slapd, tmp_path: Path, lacking: str) -> None:
+    """bob in the users base; outsider read on its own as a member outside the bases."""
+    number_users(server, skip=lacking)
+    conn = make(server, tmp_path, attributes={"id": "employeeNumber"})
+    with pytest.raises(SourceError) as info:
+        conn.snapshot()
+    message = str(info.value)
+    assert message.startswith(f"ldap connector 'corp': user {lacking} ({server.url}) has no "
+                              "employeeNumber while ")
+    assert "other users have one" in message and "\n" not in message
+
+
+def test_users_and_groups_are_judged_apart(server: Slapd, tmp_path: Path) -> None:
+    """Every user has an employeeNumber and no group has one: ids from DNs for the groups."""
+    numbers = number_users(server)
+    with capture_logs() as logs:
+        snap = make(server, tmp_path, attributes={"id": "employeeNumber"}).snapshot()
+    assert {u.user_name: u.external_id for u in snap.users} == numbers
+    assert by_name(snap)["staff"].external_id == str(
+        uuid.uuid5(uuid.NAMESPACE_X500, f"cn=staff,{GROUPS}"))
+    fallbacks = [e for e in logs if e["event"] == "ldap.ids_from_dn"]
+    assert [(e["kind"], e["count"]) for e in fallbacks] == [("group", 7)]
+
+
+def test_a_delta_fails_when_a_user_lost_the_id_attribute(server: Slapd, tmp_path: Path,
+                                                         ) -> None:
+    number_users(server)
+    time.sleep(2.1)
+    conn = make(server, tmp_path, attributes={"id": "employeeNumber"})
+    full = conn.snapshot()
+    assert full.cursor is not None
+    time.sleep(1.1)
+    ldap: Any = server.connection()
+    ldap.modify(user_dn("bob"), {"employeeNumber": [(MODIFY_DELETE, [])]})
+    ldap.modify(f"cn=big,{GROUPS}", {"member": [(MODIFY_ADD, [user_dn("zoe")])]})
+    time.sleep(2.1)
+    begun = conn.begin_delta(full.cursor)
+    assert begun is not None
+    assert [u.user_name for u in begun.users] == ["bob"]  # changed, with an id from its DN
+    with pytest.raises(SourceError, match=rf"^ldap connector 'corp': user {user_dn('bob')} "
+                       r"\(ldap://[^)]+\) has no employeeNumber while \d+ other users have"):
+        begun.settle()
+    # the id-only scans judge on their own: a cursor whose window starts after bob's change
+    later = {**full.cursor, "since": datetime.now(UTC).strftime("%Y%m%d%H%M%SZ")}
+    begun = conn.begin_delta(later)
+    assert begun is not None and list(begun.users) == []
+    with pytest.raises(SourceError, match=rf"user {user_dn('bob')} .* has no employeeNumber"):
+        begun.settle()
 
 
 # -- TLS and binds ------------------------------------------------------------------------
@@ -349,8 +420,10 @@ def test_the_scan_for_removals_fails_or_retries_after_the_delta_is_begun(
     conn = make(server, tmp_path, retries=1)
     conn.transport_factory = Killing  # type: ignore[misc]
     scans.clear()
+    go.clear()  # as above: the kill must not reach the searches for changes, only the scans
     begun = conn.begin_delta(full.cursor)
     assert begun is not None
+    go.set()
     begun.settle()
     assert scans == [GROUPS, GROUPS, PEOPLE]  # killed once, then both scans whole
     assert list(begun.removed_groups) == [uid_for("group-spare")]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 
+from connectors import ldifparse
 from connectors.dn import normalise_dn
 from connectors.ldif import LdifConfig, LdifConnector, fast_normalise_dn
 from syncd.errors import SourceError
@@ -101,8 +104,10 @@ def test_custom_filter_replaces_the_preset_default(tmp_path: Path) -> None:
 
 def test_null_filter_uses_the_preset_default(tmp_path: Path) -> None:
     ldif = (group("names", BASE, [])
-            + f"\ndn: cn=unique,{BASE}\nobjectClass: groupOfUniqueNames\ncn: unique\n\n"
-            + f"dn: cn=posix,{BASE}\nobjectClass: posixGroup\ncn: posix\n\n"
+            + f"\ndn: cn=unique,{BASE}\nobjectClass: groupOfUniqueNames\ncn: unique\n"
+            + f"entryUUID: {uuid.uuid5(uuid.NAMESPACE_DNS, 'unique')}\n\n"
+            + f"dn: cn=posix,{BASE}\nobjectClass: posixGroup\ncn: posix\n"
+            + f"entryUUID: {uuid.uuid5(uuid.NAMESPACE_DNS, 'posix')}\n\n"
             + f"dn: uid=p,{BASE}\nobjectClass: posixAccount\nuid: p\n\n" + user("ann"))
     conn = make(tmp_path, ldif)
     assert [g.name for g in groups(conn)] == ["names", "unique"]
@@ -269,6 +274,81 @@ def test_fallback_id_from_the_normalised_dn(tmp_path: Path) -> None:
     assert [(e["kind"], e["count"]) for e in fallbacks] == [("group", 1), ("user", 1)]
 
 
+def line_of(text: str, dn: str) -> int:
+    """The line on which the record of ``dn`` starts."""
+    return text.splitlines().index(f"dn: {dn}") + 1
+
+
+def without_id(text: str, dn: str) -> str:
+    """``text`` with the entryUUID line of the record of ``dn`` taken out."""
+    head, record_start, rest = text.partition(f"dn: {dn}\n")
+    record, blank, tail = rest.partition("\n\n")
+    kept = [line for line in record.splitlines() if not line.startswith("entryUUID:")]
+    assert len(kept) == len(record.splitlines()) - 1
+    return head + record_start + "\n".join(kept) + blank + tail
+
+
+@pytest.mark.parametrize(("kind", "dn"), [
+    ("group", f"cn=eng,ou=eng,ou=groups,{BASE}"),
+    ("user", f"uid=ben,ou=partners,ou=people,{BASE}"),
+])
+def test_an_entry_without_its_id_among_entries_with_one_fails(tmp_path: Path, kind: str,
+                                                              dn: str) -> None:
+    ldif = without_id(TREE, dn)
+    snap = make(tmp_path, ldif).snapshot()
+    failing, other = (snap.groups, snap.users) if kind == "group" else (snap.users, snap.groups)
+    with pytest.raises(SourceError) as info:
+        list(failing)
+    message = str(info.value)
+    assert message.startswith(f"ldif connector 't': {kind} {dn} "
+                              f"({tmp_path / 'dir.ldif'}:{line_of(ldif, dn)}) has no entryUUID")
+    assert f"while {'3 other groups have' if kind == 'group' else '1 other user has'} one" \
+        in message
+    assert "\n" not in message
+    # the other kind, every entry with its id, reads as before
+    assert len(list(other)) == (2 if kind == "group" else 4)
+
+
+def test_an_export_cut_short_inside_a_record_fails(tmp_path: Path) -> None:
+    # the last record (ben) loses its tail, entryUUID with it, in the middle of a line
+    cut = TREE[:TREE.rindex("@example.org\nentryUUID")]
+    assert cut.endswith("mail: ben")
+    conn = make(tmp_path, cut)
+    assert len(groups(conn)) == 4
+    dn = f"uid=ben,ou=partners,ou=people,{BASE}"
+    with pytest.raises(SourceError, match=rf"^ldif connector 't': user {dn} "
+                       rf"\({tmp_path / 'dir.ldif'}:{line_of(cut, dn)}\) has no entryUUID"):
+        users(conn)
+
+
+def test_many_entries_without_ids_are_counted_in_the_one_line(tmp_path: Path) -> None:
+    ldif = without_id(without_id(TREE, f"cn=top,ou=groups,{BASE}"),
+                      f"cn=other,ou=other,{BASE}")
+    with pytest.raises(SourceError) as info:
+        groups(make(tmp_path, ldif))
+    top = f"cn=top,ou=groups,{BASE}"
+    assert f"group {top} ({tmp_path / 'dir.ldif'}:{line_of(ldif, top)}) and 1 more have no " \
+        "entryUUID while 2 other groups have one" in str(info.value)
+
+
+def test_groups_and_users_are_judged_apart(tmp_path: Path) -> None:
+    """Every group without an id, every user with one: each kind is whole, nothing fails."""
+    ldif = TREE
+    for dn in (f"cn=top,ou=groups,{BASE}", f"cn=eng,ou=eng,ou=groups,{BASE}",
+               f"cn=deep,ou=x,ou=eng,ou=groups,{BASE}", f"cn=other,ou=other,{BASE}"):
+        ldif = without_id(ldif, dn)
+    with capture_logs() as logs:
+        conn = make(tmp_path, ldif)
+        found = groups(conn)
+        people = users(conn)
+    assert [g.external_id for g in found] == [
+        str(uuid.uuid5(uuid.NAMESPACE_X500, normalise_dn(g.dn))) for g in found]
+    assert [u.external_id for u in people] == [str(uuid.uuid5(uuid.NAMESPACE_DNS, name))
+                                               for name in ("ann", "ben")]
+    assert [(e["event"], e["kind"], e["count"]) for e in logs] == [
+        ("ldif.ids_from_dn", "group", 4)]
+
+
 def test_only_needed_attributes_are_kept(tmp_path: Path) -> None:
     photo = base64.b64encode(b"\xff\xd8\xff\xe0binary").decode()
     zoe = base64.b64encode("Zoë".encode()).decode()
@@ -358,6 +438,53 @@ def test_missing_file(tmp_path: Path) -> None:
     (tmp_path / "dir.ldif").unlink()
     with pytest.raises(SourceError, match=str(tmp_path / "dir.ldif")):
         conn.snapshot()
+
+
+def test_a_record_over_the_size_limit_fails_with_file_and_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    many = group("many", f"ou=groups,{BASE}", [f"uid=u{i},ou=people,{BASE}" for i in range(10)])
+    ldif = TREE + many
+    monkeypatch.setattr(ldifparse, "MAX_RECORD_BYTES", 300)
+    assert all(len(record) < 300 for record in TREE.split("\n\n"))
+    assert len(many) > 300
+    conn = make(tmp_path, ldif)
+    with pytest.raises(SourceError, match=rf"^{tmp_path / 'dir.ldif'}:"
+                       rf"{line_of(ldif, f'cn=many,ou=groups,{BASE}')}: record larger than "
+                       "300 bytes"):
+        groups(conn)
+
+
+# Runs the connector on /dev/zero in a process of its own, its address space capped so that
+# reading without a bound fails fast (MemoryError) instead of taking the machine's memory.
+DEV_ZERO = """
+import resource, sys, time
+from pathlib import Path
+cap = 1024 * 1024 * 1024
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+from connectors.ldif import LdifConfig, LdifConnector
+from syncd.errors import SourceError
+conn = LdifConnector(LdifConfig.model_validate(
+    {"name": "zero", "type": "ldif", "path": "/dev/zero"}), base_dir=Path("/"))
+started = time.monotonic()
+try:
+    list(conn.snapshot().groups)
+    sys.exit("read /dev/zero to its end")
+except SourceError as exc:
+    print(exc)
+print(round(time.monotonic() - started, 2))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_an_endless_file_fails_quickly_with_bounded_memory() -> None:
+    proc = subprocess.run([sys.executable, "-c", DEV_ZERO], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    message, seconds, peak_mib = proc.stdout.splitlines()
+    assert message.startswith("/dev/zero:1: line longer than 64 MiB")
+    assert float(seconds) < 5
+    # the one line read up to the limit, in a copy or two, and Python itself
+    assert int(peak_mib) < 400
 
 
 def test_relative_and_absolute_paths(tmp_path: Path) -> None:

@@ -1,14 +1,17 @@
-"""Ids read many at once (an id-only scan) are the ids ``entry_id`` reads one by one."""
+"""Ids: read many at once (an id-only scan) they are the ids ``entry_id`` reads one by one;
+entries without one among entries with one are a partial answer."""
 
 from __future__ import annotations
 
 import uuid
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from connectors.ldapcommon import Attributes
 from connectors.ldapmap import Mapper
+from syncd.errors import SourceError
 
 UUIDS = [str(uuid.UUID(int=n * 7919)) for n in range(5)]
 VALUES = st.sampled_from([
@@ -42,3 +45,56 @@ def test_objectguid_is_never_taken_as_plain_text() -> None:
     m = mapper("ad")
     assert m.id_attr == "objectguid"
     assert m.plain_ids([b"abcdefghijklmnop"]) is None
+
+
+# -- entries without their id ------------------------------------------------------------
+
+DN = "cn=g{},ou=groups,dc=example,dc=org"
+
+
+def read(m: Mapper, kind: str, ids: list[str | None]) -> list[str]:
+    """Map one entry of ``kind`` per item (None: without its id), as a pass over a source."""
+    out = []
+    for n, value in enumerate(ids):
+        attrs = {} if value is None else {m.id_attr: [value.encode()]}
+        out.append(m.id_or_fallback(attrs, DN.format(n), kind, DN.format(n).upper(),
+                                    lambda n=n: f"f.ldif:{10 * n + 1}"))
+    return out
+
+
+def test_an_entry_without_its_id_among_entries_with_one_is_a_partial_answer() -> None:
+    m = mapper()
+    read(m, "group", [UUIDS[0], None, UUIDS[1], None])
+    with pytest.raises(SourceError) as info:
+        m.check_ids("group", "ldif connector 'demo'")
+    assert str(info.value).startswith(
+        "ldif connector 'demo': group CN=G1,OU=GROUPS,DC=EXAMPLE,DC=ORG (f.ldif:11) and 1 more "
+        "have no entryUUID while 2 other groups have one: ")
+
+
+def test_a_kind_where_no_entry_has_its_id_keeps_ids_from_dns() -> None:
+    m = mapper()
+    ids = read(m, "group", [None, None])
+    read(m, "user", [UUIDS[0], UUIDS[1]])   # users are judged apart from groups
+    m.check_ids("group", "t")
+    m.check_ids("user", "t")
+    assert ids == [str(uuid.uuid5(uuid.NAMESPACE_X500, DN.format(n))) for n in range(2)]
+
+
+def test_entries_with_ids_only_pass() -> None:
+    m = mapper()
+    assert read(m, "user", [UUIDS[2], UUIDS[3]]) == [UUIDS[2], UUIDS[3]]
+    m.check_ids("user", "t")
+
+
+def test_ids_counted_in_another_mapper_count_too() -> None:
+    """A delta: the changed entries in one mapper, an id-only scan's counts in another."""
+    changed, scan = mapper(), mapper()
+    read(changed, "user", [None])
+    scan.count_found("user", 40)
+    with pytest.raises(SourceError, match=r"^t: user CN=G0.* has no entryUUID while 40 other "
+                       r"users have one"):
+        changed.check_ids("user", "t", scan)
+    alone = mapper()
+    read(alone, "user", [None])
+    alone.check_ids("user", "t")   # without the scan, nothing says the others have one

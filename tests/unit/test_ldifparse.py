@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
-from connectors.ldifparse import LdifRecord, LdifSyntaxError, parse_ldif, value_text
+from connectors import ldifparse
+from connectors.ldifparse import LdifRecord, LdifSyntaxError, parse_ldif, read_ldif, value_text
 from syncd.errors import SourceError
 
 
@@ -189,3 +193,76 @@ def test_records_stream_before_a_later_error() -> None:
     assert next(stream).dn == "cn=a"
     with pytest.raises(LdifSyntaxError, match=r"^s\.ldif:4: "):
         next(stream)
+
+
+# -- size limits --------------------------------------------------------------------------
+
+def pulled(lines: list[bytes], taken: list[int]) -> Iterator[bytes]:
+    """``lines`` one by one, counting in ``taken`` how many were asked for."""
+    for line in lines:
+        taken[0] += 1
+        yield line
+
+
+def test_a_line_longer_than_the_record_limit_fails_there(monkeypatch: pytest.MonkeyPatch,
+                                                         ) -> None:
+    monkeypatch.setattr(ldifparse, "MAX_RECORD_BYTES", 100)
+    taken = [0]
+    lines = [b"dn: cn=a\n", b"cn: a\n", b"\n", b"dn: cn=b\n",
+             b"description: " + b"x" * 200 + b"\n", b"cn: b\n", b"\n", b"dn: cn=c\n"]
+    stream = parse_ldif(pulled(lines, taken), file="big.ldif")
+    assert next(stream).dn == "cn=a"
+    with pytest.raises(LdifSyntaxError, match=r"^big\.ldif:5: .*longer than 100 bytes") as info:
+        next(stream)
+    assert info.value.line == 5
+    assert taken == [5]  # nothing read after the line that is too long
+
+
+def test_a_record_larger_than_the_limit_fails_at_its_first_line(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ldifparse, "MAX_RECORD_BYTES", 100)
+    members = [f"member: uid=u{i},dc=example,dc=org\n".encode() for i in range(5)]  # 33 B each
+    taken = [0]
+    lines = [b"dn: cn=a\n", b"cn: a\n", b"\n", b"dn: cn=big\n", *members, b"\n", b"dn: cn=c\n"]
+    stream = parse_ldif(pulled(lines, taken), file="big.ldif")
+    assert next(stream).dn == "cn=a"
+    with pytest.raises(LdifSyntaxError, match=r"^big\.ldif:4: .*record.*larger than 100 bytes"):
+        next(stream)
+    assert taken == [7]  # 11 + 33 + 33 + 33 bytes: the third member line passes the limit
+
+
+def test_records_up_to_the_limit_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    record = b"dn: cn=a\ncn: a\n" + b"member: " + b"m" * 76 + b"\n"
+    assert len(record) == 100
+    monkeypatch.setattr(ldifparse, "MAX_RECORD_BYTES", 100)
+    # each record at the limit, the file far beyond it: the limit is per record
+    records = parse((record + b"\n") * 50)
+    assert len(records) == 50
+    assert records[0].first("member") == b"m" * 76
+
+
+def test_the_limit_is_generous() -> None:
+    assert ldifparse.MAX_RECORD_BYTES == 64 * 1024 * 1024
+    # a group of a million members, as long DNs as usual, is under it
+    assert 1_000_000 * len(b"member: uid=u0000000,ou=people,dc=example,dc=org\n") \
+        < ldifparse.MAX_RECORD_BYTES
+
+
+def test_read_ldif_stops_at_a_line_over_the_limit(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    monkeypatch.setattr(ldifparse, "MAX_RECORD_BYTES", 1000)
+    path = tmp_path / "one-line.ldif"
+    path.write_bytes(b"dn: cn=a\ncn: a\n\n" + b"y" * 5_000_000)   # no line end at all
+    stream = read_ldif(path)
+    assert next(stream).dn == "cn=a"
+    with pytest.raises(LdifSyntaxError, match=rf"^{path}:4: .*longer than 1000 bytes"):
+        next(stream)
+
+
+def test_endless_white_space_is_not_a_blank_line(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    monkeypatch.setattr(ldifparse, "MAX_RECORD_BYTES", 1000)
+    path = tmp_path / "spaces.ldif"
+    path.write_bytes(b"dn: cn=a\n\n" + b" " * 5_000)
+    with pytest.raises(LdifSyntaxError, match=rf"^{path}:3: line longer than 1000 bytes"):
+        list(read_ldif(path))
