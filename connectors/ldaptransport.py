@@ -34,6 +34,7 @@ from ldap3.strategy.base import RESPONSE_COMPLETE, SESSION_TERMINATED_BY_SERVER
 from ldap3.strategy.sync import SyncStrategy
 from ldap3.utils.asn1 import decode_message_fast
 
+from syncd import secrets
 from syncd.errors import SourceError
 
 Scope = Literal["subtree", "one", "base"]
@@ -127,8 +128,9 @@ def is_loopback(host: str) -> bool:
 
 
 def _detail(exc: Exception) -> str:
-    """The library's message on one line, without the tuple wrapping ldap3 adds."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    """The library's message on one line, without the tuple wrapping ldap3 adds, its
+    secrets masked (text from outside: syncd.secrets)."""
+    text = secrets.redact(" ".join(str(exc).split())) or type(exc).__name__
     text = _SSL_SOURCE.sub("", text)
     return _WRAPPING.sub("", text) or type(exc).__name__
 
