@@ -108,6 +108,10 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        try:  # records a process killed after its commit left out (syncd.auditfile)
+            self.sync.audit.catch_up(self.engine)
+        except SyncdError as exc:  # every run tries again before it applies anything
+            log.error("daemon.audit_file_behind", error=str(exc))
         self.schedule()
         self.scheduler.start()
         log.info("daemon.started", connectors=[c.name for c in self.config.connectors],

@@ -148,6 +148,21 @@ def test_the_audit_file_catches_up_with_the_store(ws: Workspace, run_syncd: RunS
     assert Counter(r["op"] for r in lines)["add_member"] == 12  # 11 synced, 1 by hand
 
 
+def test_a_deleted_group_takes_its_manual_members_each_with_a_record(ws: Workspace) -> None:
+    ws.sync()
+    assert ws.syncd("members", "add", "sales", "zed", "--role", "owner").code == 0
+    del ws.directory.groups["sales"]
+    ws.write()
+    doc = ws.sync()
+    assert sorted(key(c) for c in doc["changes"]) == [
+        ("delete_group", "sales", None), ("remove_member", "sales", "bob"),
+        ("remove_member", "sales", "dave"), ("remove_member", "sales", "zed")]
+    check_audit(ws, doc)
+    zed = next(r for r in ws.audit(doc["run_id"]) if r["user"] == "zed")
+    assert zed["before"] == {"role": "owner", "status": "accepted", "origin": "manual"}
+    assert ws.syncd("users", "show", "zed").code == 0  # the user stays
+
+
 def test_a_lease_held_elsewhere_stops_a_sync_with_one_line(ws: Workspace) -> None:
     ws.sync()
     engine = open_engine(ws.store_url)
