@@ -10,6 +10,7 @@ from syncd.audit import Audit, records
 from syncd.cli.app import format_option, get_app, print_json_lines, print_table
 from syncd.errors import UsageError
 from syncd.store.db import upgrade
+from syncd.store.names import storable
 
 
 @click.group()
@@ -64,7 +65,9 @@ def audit(run_id: str | None, group: str | None, user: str | None, since: str | 
     if limit:
         query = query.limit(limit)
     with get_app().engine().connect() as conn:
-        found = [Audit.from_row(r) for r in conn.execute(query)]
+        # A filter no store can hold (PostgreSQL refuses NUL) matches nothing.
+        matchable = all(storable(v) for v in (run_id, group, user) if v)
+        found = [Audit.from_row(r) for r in conn.execute(query)] if matchable else []
     found.reverse()
     if fmt == "json":
         print_json_lines([r.to_json() for r in found])

@@ -15,6 +15,7 @@ import pytest
 from syncd.audit import AuditWriter
 from syncd.store.admin import Admin
 from syncd.store.db import head_revision, open_engine, resolve_url, upgrade
+from syncd.store.schema import tables
 
 pytestmark = pytest.mark.e2e
 
@@ -288,6 +289,148 @@ def test_store_error_is_one_line(run_syncd: RunSyncd, write_config: WriteConfig,
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("syncd: error: ")
     assert message in lines[0]
+
+
+# -- names and values -------------------------------------------------------------------------
+
+
+def store_rows(url: str) -> dict[str, list[Any]]:
+    """Every row of the tables an admin command writes, to compare before and after."""
+    engine = open_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {name: sorted(map(tuple, conn.execute(tables[name].select())), key=repr)
+                    for name in ("groups", "users", "memberships", "audit", "audit_batches")}
+    finally:
+        engine.dispose()
+
+
+LONG = "x" * 10_000
+
+
+BAD_VALUES = [
+    (["groups", "create", ""], "group name '' is empty"),
+    (["groups", "create", "  "], "group name '  ' is blank"),
+    (["groups", "create", "a\nb"], r"group name 'a\nb' contains a control character (U+000A)"),
+    (["groups", "create", "a\tb"], r"group name 'a\tb' contains a control character (U+0009)"),
+    (["groups", "create", "a\x1b[31mb"], "contains a control character (U+001B)"),
+    (["groups", "create", " eng2"], "group name ' eng2' has leading or trailing white space"),
+    (["groups", "create", "eng2 "], "group name 'eng2 ' has leading or trailing white space"),
+    (["groups", "create", "y" * 300], f"group name {'y' * 40!r}… (300 characters) is longer "
+                                      "than 200 characters"),
+    (["groups", "create", LONG], f"group name {'x' * 40!r}… (10000 characters) is longer "
+                                 "than 200 characters"),
+    (["groups", "create", "ok", "--organisation", ""], "organisation '' is empty"),
+    (["groups", "create", "ok", "--organisation", "acme\n"], r"organisation 'acme\n' "
+                                                             "contains a control character"),
+    (["groups", "create", "ok", "--organisation", "o" * 201], "is longer than 200 characters"),
+    (["groups", "create", "ok", "--description", "bell\a"], r"description 'bell\x07' "
+                                                            "contains a control character"),
+    (["groups", "create", "ok", "--description", "d" * 4001], "longer than 4000 characters"),
+    (["groups", "create", "ok", "--icon", "a\nb"], r"icon 'a\nb' contains a control"),
+    (["groups", "create", "ok", "--icon", "i" * 1025], "longer than 1024 characters"),
+    (["members", "add", "eng", ""], "user name '' is empty"),
+    (["members", "add", "eng", "bob\n"], r"user name 'bob\n' contains a control character"),
+    (["members", "add", "eng", " bob"], "user name ' bob' has leading or trailing white "
+                                        "space"),
+    (["members", "add", "eng", "u" * 201], "is longer than 200 characters"),
+    (["members", "add", "eng", "bob", "--email", "bob"], "email 'bob' is not an email "
+                                                        "address (no '@')"),
+    (["members", "add", "eng", "bob", "--email", "Bob <bob@example.org>"],
+     "email 'Bob <bob@example.org>' is not an email address"),
+    (["members", "add", "eng", "bob", "--email", "bob@localhost"], "email 'bob@localhost' is "
+                                                                   "not a valid email address"),
+    (["members", "add", "eng", "bob", "--role", "own\ner"], r"unknown role 'own\ner'"),
+    (["members", "add", "a\nb", "bob"], r"no group named 'a\nb'"),
+    (["members", "remove", "eng", "a\nb"], r"no user named 'a\nb'"),
+    (["members", "set-role", "eng", LONG, "owner"], f"no user named {'x' * 40!r}… (10000 "
+                                                    "characters)"),
+    (["members", "set-role", "eng", "alice", "o" * 300], f"unknown role {'o' * 40!r}…"),
+    (["groups", "show", "a\nb"], r"no group named 'a\nb'"),
+    (["groups", "show", LONG], f"no group named {'x' * 40!r}… (10000 characters)"),
+    (["groups", "show", "eng", "--organisation", "a\x01"], r"no group named 'eng' in "
+                                                           r"organisation 'a\x01'"),
+    (["groups", "delete", "  eng"], "no group named '  eng'"),
+    (["users", "show", "alice\r"], r"no user named 'alice\r'"),
+]
+
+
+MakeStore = Callable[[str], Path]
+
+
+@pytest.fixture
+def eng_store(write_config: WriteConfig, tmp_path: Path) -> MakeStore:
+    """``eng_store(url)``: a store at ``url`` with group eng and member alice; its config."""
+
+    def make(url: str) -> Path:
+        engine = open_engine(url)
+        try:
+            upgrade(engine)
+            admin = Admin(engine, AuditWriter(tmp_path / "audit.jsonl"), "cli:setup")
+            admin.create_group("eng")
+            admin.add_member("eng", "alice")
+        finally:
+            engine.dispose()
+        return write_config({"version": 1, "store": {"url": url},
+                             "audit": {"file": str(tmp_path / "audit.jsonl")}})
+
+    return make
+
+
+def assert_refused(run_syncd: RunSyncd, config: Path, url: str, args: list[str],
+                   message: str) -> None:
+    """``syncd ARGS``: one line with ``message``, exit 2, nothing changed in store or file."""
+    audit_file = config.parent / "audit.jsonl"
+    rows_before, audit_before = store_rows(url), audit_file.read_text(encoding="utf-8")
+    line = usage_error(run_syncd(*args, config=config))
+    assert message in line
+    assert len(line) < 300
+    assert store_rows(url) == rows_before
+    assert audit_file.read_text(encoding="utf-8") == audit_before
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_VALUES)
+def test_bad_names_and_values_are_refused(run_syncd: RunSyncd, eng_store: MakeStore,
+                                          tmp_path: Path, args: list[str],
+                                          message: str) -> None:
+    """Checked on the command line, before the store is opened: SQLite stands for both."""
+    url = f"sqlite:///{tmp_path / 'syncd.db'}"
+    assert_refused(run_syncd, eng_store(url), url, args, message)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["groups", "create", "y" * 300], "is longer than 200 characters"),
+    (["groups", "create", "eng", "--organisation", "o" * 256], "is longer than 200 "),
+    (["members", "add", "eng", "u" * 256], "is longer than 200 characters"),
+    (["groups", "show", LONG], f"no group named {'x' * 40!r}… (10000 characters)"),
+    (["groups", "delete", "a\x01b"], r"no group named 'a\x01b'"),
+    (["members", "remove", "eng", LONG], "no user named"),
+    (["users", "show", "alice\r"], r"no user named 'alice\r'"),
+])
+def test_bad_names_are_refused_alike_on_both_drivers(run_syncd: RunSyncd, eng_store: MakeStore,
+                                                     store_url: str, args: list[str],
+                                                     message: str) -> None:
+    """PostgreSQL answered a name longer than its column with an internal error."""
+    assert_refused(run_syncd, eng_store(store_url), store_url, args, message)
+
+
+def test_a_bad_name_makes_no_store(sq: Callable[..., Result], sqlite_config: Path) -> None:
+    assert "contains a control character" in usage_error(sq("groups", "create", "a\nb"))
+    assert "is not an email address" in usage_error(
+        sq("members", "add", "eng", "bob", "--email", "bob"))
+    assert not (sqlite_config.parent / "state").exists()
+
+
+def test_good_unusual_names_round_trip(sq: Callable[..., Result]) -> None:
+    name = "n" * 200
+    ok(sq("groups", "create", name, "--description", "two\nlines\tand a tab",
+          "--organisation", "o" * 200))
+    ok(sq("members", "add", name, "ünï.o'brien", "--email", "ünï@exämple.org"))
+    shown = json_doc(sq("groups", "show", name, "--format", "json"))
+    assert (shown["name"], shown["description"], shown["organisation"]) == (
+        name, "two\nlines\tand a tab", "o" * 200)
+    assert [(m["user"], m["email"]) for m in shown["members"]] == [
+        ("ünï.o'brien", "ünï@exämple.org")]
 
 
 # -- audit --------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from syncd.store import bulk, db
 from syncd.store.admin import Admin
 from syncd.store.bulk import insert_rows
 from syncd.store.db import current_revision, ensure_schema, head_revision, open_engine, upgrade
+from syncd.store.names import InvalidValue
 from syncd.store.schema import (
     AuditRecord,
     Base,
@@ -312,6 +313,40 @@ def test_orm_defaults(store_engine: Engine) -> None:
         assert (m.role, m.status, m.origin) == ("member", "accepted", "manual")
 
 
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: Group(name="a\nb"), r"group name 'a\\nb' contains a control character"),
+    (lambda: Group(name="eng", organisation=" acme"), "organisation ' acme' has leading"),
+    (lambda: Group(name="x" * 201), "longer than 200 characters"),
+    (lambda: Group(name="eng", description="a\x1bb"), r"description 'a\\x1bb' contains"),
+    (lambda: Group(name="eng", icon="a\u2028b"), r"icon 'a\\u2028b' contains a control "
+                                                  r"character \(U\+2028\)"),
+    (lambda: User(user_name=""), "user name '' is empty"),
+    (lambda: User(user_name="bob", email="bob at example.org"), "email 'bob at example"),
+])
+def test_the_models_refuse_what_the_store_refuses(make: Any, message: str) -> None:
+    """No writer through the ORM stores a bad value, on either driver."""
+    with pytest.raises(InvalidValue, match=message) as info:
+        make()
+    assert isinstance(info.value, ValueError)
+    assert info.value.exit_code == 2
+
+
+def test_the_models_refuse_a_bad_value_set_later(store_engine: Engine) -> None:
+    with Session(store_engine) as session:
+        g = Group(name="eng", description="two\nlines\tand a tab", icon=None)
+        u = User(user_name="ünï", email="ünï@exämple.org")
+        session.add_all([g, u])
+        session.commit()
+        with pytest.raises(InvalidValue, match="group name"):
+            g.name = "eng\x00"
+        with pytest.raises(InvalidValue, match="email"):
+            u.email = "x@localhost"
+        session.commit()
+    with Session(store_engine) as session:
+        assert session.scalars(select(Group.name)).all() == ["eng"]
+        assert session.scalars(select(User.email)).all() == ["ünï@exämple.org"]
+
+
 # -- admin operations and their audit records -----------------------------------------------
 
 
@@ -431,7 +466,30 @@ def test_show_user_lists_external_ids(admin: Admin, store_engine: Engine) -> Non
     (lambda a: a.remove_member("eng", "nobody"), "no user named 'nobody'"),
     (lambda a: a.remove_member("eng", "bob"), "'bob' is not a member of 'eng'"),
     (lambda a: a.delete_group("nope"), "no group named 'nope'"),
-    (lambda a: a.create_group("  "), "cannot be empty"),
+    (lambda a: a.create_group("  "), "group name '  ' is blank"),
+    (lambda a: a.create_group(""), "group name '' is empty"),
+    (lambda a: a.create_group("a\nb"), r"group name 'a\\nb' contains a control character "
+                                        r"\(U\+000A\)"),
+    (lambda a: a.create_group(" eng"), "group name ' eng' has leading or trailing white space"),
+    (lambda a: a.create_group("x" * 300), r"group name 'x{40}'… \(300 characters\) is longer "
+                                          "than 200 characters"),
+    (lambda a: a.create_group("x", organisation=""), "organisation '' is empty"),
+    (lambda a: a.create_group("x", organisation="acme\r"), "organisation 'acme.*control"),
+    (lambda a: a.create_group("x", description="bell\a"), r"description 'bell\\x07' contains "
+                                                          "a control character"),
+    (lambda a: a.create_group("x", description="d" * 4001), "longer than 4000 characters"),
+    (lambda a: a.create_group("x", icon="i" * 1025), "icon .* longer than 1024 characters"),
+    (lambda a: a.add_member("eng", ""), "user name '' is empty"),
+    (lambda a: a.add_member("eng", "carol\t"), r"user name 'carol\\t' contains a control"),
+    (lambda a: a.add_member("eng", "carol", email="carol"), "email 'carol' is not an email"),
+    (lambda a: a.add_member("eng", "carol", email="c@d@e.org"), "email 'c@d@e.org' is not"),
+    (lambda a: a.add_member("eng", "carol", email="e" * 321), "longer than 320 characters"),
+    (lambda a: a.show_group("a\x00b"), r"no group named 'a\\x00b'"),
+    (lambda a: a.delete_group("n" * 10_000), r"no group named 'n{40}'… \(10000 characters\)$"),
+    (lambda a: a.show_group("eng", "a\x00b"), "no group named 'eng' in organisation"),
+    (lambda a: a.show_user("a\x00b"), r"no user named 'a\\x00b'"),
+    (lambda a: a.remove_member("eng", "a\x00b"), r"no user named 'a\\x00b'"),
+    (lambda a: a.set_role("eng", "alice", "r" * 300), r"unknown role 'r{40}'… \(300 char"),
     (lambda a: a.create_group("x", kind="secret"), "unknown group kind"),
     (lambda a: a.show_group("nope"), "no group named 'nope'"),
     (lambda a: a.show_user("nobody"), "no user named 'nobody'"),
