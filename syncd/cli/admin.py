@@ -36,7 +36,7 @@ def groups() -> None:
 @format_option
 def groups_list(fmt: str) -> None:
     """All groups."""
-    rows = get_app().admin().list_groups()
+    rows = get_app().admin(create=False).list_groups()
     if fmt == "json":
         print_json([{k: r[k] for k in ("id", "name", "members", "managed", "source",
                                        "organisation")} for r in rows])
@@ -53,7 +53,7 @@ def groups_list(fmt: str) -> None:
 @format_option
 def groups_show(name: str, organisation: str | None, fmt: str) -> None:
     """One group with its members."""
-    g = get_app().admin().show_group(name, organisation)
+    g = get_app().admin(create=False).show_group(name, organisation)
     if fmt == "json":
         print_json(g)
         return
@@ -98,7 +98,7 @@ def groups_create(name: str, description: str, kind: str, organisation: str,
 @org_option
 def groups_delete(name: str, organisation: str | None) -> None:
     """Delete a group; its users stay."""
-    get_app().admin().delete_group(name, organisation)
+    get_app().admin(create=False).delete_group(name, organisation)
     click.echo(f"deleted group {names.shown(name)}")
 
 
@@ -127,7 +127,7 @@ def members_add(group: str, user: str, role: str, email: str | None,
 @org_option
 def members_remove(group: str, user: str, organisation: str | None) -> None:
     """Remove USER from GROUP."""
-    get_app().admin().remove_member(group, user, organisation)
+    get_app().admin(create=False).remove_member(group, user, organisation)
     click.echo(f"removed {names.shown(user)} from {names.shown(group)}")
 
 
@@ -138,7 +138,7 @@ def members_remove(group: str, user: str, organisation: str | None) -> None:
 @org_option
 def members_set_role(group: str, user: str, role: str, organisation: str | None) -> None:
     """Give USER the role ROLE in GROUP."""
-    get_app().admin().set_role(group, user, role, organisation)
+    get_app().admin(create=False).set_role(group, user, role, organisation)
     click.echo(f"{names.shown(user)} is now {role} in {names.shown(group)}")
 
 
@@ -151,7 +151,7 @@ def users() -> None:
 @format_option
 def users_list(fmt: str) -> None:
     """All users."""
-    rows = get_app().admin().list_users()
+    rows = get_app().admin(create=False).list_users()
     if fmt == "json":
         print_json(rows)
         return
@@ -165,7 +165,7 @@ def users_list(fmt: str) -> None:
 @format_option
 def users_show(user: str, fmt: str) -> None:
     """One user with their groups."""
-    u = get_app().admin().show_user(user)
+    u = get_app().admin(create=False).show_user(user)
     if fmt == "json":
         print_json(u)
         return

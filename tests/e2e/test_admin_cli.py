@@ -11,8 +11,10 @@ from typing import Any, Protocol
 
 import jsonschema
 import pytest
+from sqlalchemy import inspect
 
 from syncd.audit import AuditWriter
+from syncd.store import db
 from syncd.store.admin import Admin
 from syncd.store.db import head_revision, open_engine, resolve_url, upgrade
 from syncd.store.schema import tables
@@ -278,7 +280,7 @@ def test_usage_errors_exit_2(sq: Callable[..., Result], args: list[str]) -> None
     ("postgresql+psycopg://nobody@127.0.0.1:1/none", "Connection refused"),
     ("sqlite:////proc/no-such-dir/syncd.db", "cannot create the store's folder /proc/no-such"),
 ])
-@pytest.mark.parametrize("command", [["groups", "list"], ["db", "upgrade"]])
+@pytest.mark.parametrize("command", [["groups", "create", "x"], ["db", "upgrade"]])
 def test_store_error_is_one_line(run_syncd: RunSyncd, write_config: WriteConfig, url: str,
                                  message: str, command: list[str]) -> None:
     config = write_config({"version": 1, "store": {"url": url}})
@@ -289,6 +291,96 @@ def test_store_error_is_one_line(run_syncd: RunSyncd, write_config: WriteConfig,
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("syncd: error: ")
     assert message in lines[0]
+
+
+# -- opening the store ------------------------------------------------------------------------
+
+DEMO_LDIF = Path(__file__).resolve().parents[2] / "config" / "demo" / "directory.ldif"
+
+
+def one_error_line(result: Result, code: int) -> str:
+    """An error: exit ``code``, nothing on stdout, one line on stderr; returns that line."""
+    assert result.code == code, result
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("syncd: error: "), lines
+    return lines[0]
+
+
+@pytest.fixture
+def demo_config(write_config: WriteConfig, store_url: str) -> Path:
+    """A config with the demo LDIF as connector ``demo``, on ``store_url`` (both drivers)."""
+    return write_config({"version": 1, "store": {"url": store_url},
+                         "connectors": [{"name": "demo", "type": "ldif",
+                                         "path": str(DEMO_LDIF)}],
+                         "rules": [{"name": "all"}]})
+
+
+def stored_tables(url: str) -> set[str]:
+    engine = open_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+READING = [
+    ["groups", "list"], ["groups", "list", "--format", "json"], ["groups", "show", "eng"],
+    ["users", "list"], ["users", "show", "alice"], ["status"], ["status", "--format", "json"],
+    ["audit"], ["groups", "delete", "eng"], ["members", "remove", "eng", "alice"],
+    ["members", "set-role", "eng", "alice", "owner"],
+]
+
+
+@pytest.mark.parametrize("command", READING, ids=" ".join)
+def test_a_reading_command_never_makes_a_store(run_syncd: RunSyncd, demo_config: Path,
+                                               store_url: str, tmp_path: Path,
+                                               command: list[str]) -> None:
+    """A mistyped SQLite path or an empty PostgreSQL schema: one line saying there is no
+    store there, exit 2, and no folder, file or table made."""
+    line = one_error_line(run_syncd(*command, config=demo_config), 2)
+    where = resolve_url(store_url, tmp_path)
+    assert line == (f"syncd: error: no syncd store at {db.location(where)}, where store.url "
+                    f"in {demo_config} points: create one with 'syncd db upgrade' or a first "
+                    "'syncd sync'")
+    assert not (tmp_path / "store").exists()  # the SQLite store's folder
+    if store_url.startswith("postgresql"):
+        assert stored_tables(store_url) == set()
+
+
+def test_explain_without_a_store_reads_the_source_and_makes_none(
+        run_syncd: RunSyncd, demo_config: Path, store_url: str, tmp_path: Path) -> None:
+    result = run_syncd("explain", "demo", "platform", "--format", "json", config=demo_config)
+    assert result.code == 0, result
+    assert json.loads(result.stdout)["from"] == "source"
+    [warning] = [json.loads(line) for line in result.stderr.splitlines()]
+    assert (warning["event"], warning["level"]) == ("store.missing", "warning")
+    assert "no syncd store at" in warning["problem"]
+    assert not (tmp_path / "store").exists()
+    if store_url.startswith("postgresql"):
+        assert stored_tables(store_url) == set()
+
+
+@pytest.mark.parametrize("command", [
+    ["db", "upgrade"], ["groups", "create", "eng"], ["sync", "--dry-run"], ["sync"],
+], ids=" ".join)
+def test_a_writing_command_makes_the_store_on_first_use(run_syncd: RunSyncd,
+                                                        demo_config: Path, store_url: str,
+                                                        command: list[str]) -> None:
+    result = run_syncd(*command, config=demo_config)
+    assert result.code == 0, result
+    assert "groups" in stored_tables(store_url)
+    assert ok(run_syncd("groups", "list", "--format", "json", config=demo_config))
+
+
+def test_members_add_makes_the_store_on_first_use(run_syncd: RunSyncd, demo_config: Path,
+                                                  store_url: str) -> None:
+    # It then finds no group in the new store; the store stays, ready for `groups create`.
+    result = run_syncd("members", "add", "eng", "alice", config=demo_config)
+    assert result.code == 2, result
+    assert result.stderr.splitlines()[-1] == "syncd: error: no group named 'eng'"
+    assert "groups" in stored_tables(store_url)
 
 
 # -- names and values -------------------------------------------------------------------------

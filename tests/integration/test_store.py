@@ -152,6 +152,51 @@ def test_ensure_schema_refuses_a_store_at_another_revision(store_engine: Engine)
         ensure_schema(store_engine)
 
 
+def test_reading_a_missing_store_creates_nothing(store_url: str, tmp_path: Path) -> None:
+    """A command that only reads never makes a store: not the SQLite file or its folder,
+    not a table in PostgreSQL."""
+    with pytest.raises(UsageError) as info:
+        db.open_store(store_url, create=False, origin="store.url in /etc/x.yaml")
+    message = str(info.value)
+    assert message.startswith(f"no syncd store at {db.location(store_url)}, where store.url "
+                              "in /etc/x.yaml points: create one with 'syncd db upgrade' or a "
+                              "first 'syncd sync'")
+    assert info.value.exit_code == 2
+    assert not (tmp_path / "store").exists()
+    engine = open_engine(store_url)
+    try:
+        assert table_names(engine) == set()
+    finally:
+        engine.dispose()
+
+
+def test_reading_an_empty_store_file_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "syncd.db"
+    path.touch()
+    with pytest.raises(UsageError, match="no syncd store at"):
+        db.open_store(f"sqlite:///{path}", create=False)
+    engine = open_engine(f"sqlite:///{path}")
+    try:
+        assert table_names(engine) == set()
+    finally:
+        engine.dispose()
+
+
+def test_writing_makes_a_missing_store(store_url: str) -> None:
+    engine = db.open_store(store_url, create=True)
+    try:
+        assert current_revision(engine) == head_revision(engine)
+    finally:
+        engine.dispose()
+    again = db.open_store(store_url, create=False)  # now there is one to read
+    again.dispose()
+
+
+def test_a_password_never_shows_in_a_store_location() -> None:
+    assert db.location("postgresql+psycopg://u:s3cret-pw@db.example.org/syncd") == (
+        "postgresql+psycopg://u:***@db.example.org/syncd")
+
+
 def test_ensure_schema_refuses_a_database_with_other_tables(store_url: str) -> None:
     engine = open_engine(store_url)
     try:
