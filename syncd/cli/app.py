@@ -14,10 +14,12 @@ import structlog
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.audit import AuditWriter, cli_actor
 from syncd.config.loader import find_config, load_config
 from syncd.config.model import Config
+from syncd.errors import StoreError
 from syncd.store.admin import Admin
 from syncd.store.db import (
     NoStoreError,
@@ -25,6 +27,7 @@ from syncd.store.db import (
     open_engine,
     open_store,
     resolve_url,
+    store_failure,
     upgrade,
 )
 from syncd.store.schema import Base
@@ -79,6 +82,10 @@ class App:
         engine = open_engine(self.store_url)
         self._engines.append(engine)
         return upgrade(engine)
+
+    def store_failure(self, exc: SQLAlchemyError) -> StoreError:
+        """The one-line error for the store failing while a command uses it."""
+        return store_failure(self.store_url, exc)
 
     def audit_writer(self) -> AuditWriter:
         """The audit writer for the configured file."""

@@ -85,6 +85,12 @@ def location(url: str | URL) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
+def store_failure(url: str | URL, exc: SQLAlchemyError) -> StoreError:
+    """The one-line error for a store that failed while in use (a corrupt page, a lost
+    server)."""
+    return StoreError(f"the store {location(url)} failed: {_reason(exc)}")
+
+
 def _alembic_config(engine: Engine) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", "syncd.store:migrations")
@@ -120,9 +126,24 @@ def _current(engine: Engine) -> str | None:
         raise StoreError(f"cannot open the store {location(engine.url)}: {exc}") from None
 
 
+def _refuse_unknown(engine: Engine, revision: str) -> None:
+    """A revision this syncd has no migration for comes from a newer syncd: never touch it."""
+    try:
+        known = _scripts(engine).get_revision(revision) is not None
+    except AlembicError:
+        known = False
+    if not known:
+        raise StoreError(
+            f"the store {location(engine.url)} is at schema revision {revision!r}, unknown to "
+            f"this syncd (whose newest is {head_revision(engine)!r}): it was probably "
+            "written by a newer syncd; upgrade syncd to use it")
+
+
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Create or migrate the schema to the newest revision; return (before, after)."""
     before = _current(engine)
+    if before is not None:
+        _refuse_unknown(engine, before)
     try:
         command.upgrade(_alembic_config(engine), "head")
     except SQLAlchemyError as exc:
@@ -156,6 +177,7 @@ def _check_schema(engine: Engine, create: bool, origin: str) -> None:
         upgrade(engine)
         log.info("store.created", revision=head_revision(engine))
         return
+    _refuse_unknown(engine, current)
     head = head_revision(engine)
     if current != head:
         raise StoreError(f"the store {location(engine.url)} is at schema revision {current}, "

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import jsonschema
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from syncd.audit import AuditWriter
 from syncd.store import db
@@ -381,6 +381,115 @@ def test_members_add_makes_the_store_on_first_use(run_syncd: RunSyncd, demo_conf
     assert result.code == 2, result
     assert result.stderr.splitlines()[-1] == "syncd: error: no group named 'eng'"
     assert "groups" in stored_tables(store_url)
+
+
+@pytest.fixture
+def sqlite_demo(write_config: WriteConfig, tmp_path: Path) -> tuple[Path, Path]:
+    """A config with the demo connector on an SQLite store; (config, store file)."""
+    path = tmp_path / "state" / "syncd.db"
+    config = write_config({"version": 1, "store": {"url": f"sqlite:///{path}"},
+                           "connectors": [{"name": "demo", "type": "ldif",
+                                           "path": str(DEMO_LDIF)}],
+                           "rules": [{"name": "all"}]})
+    return config, path
+
+
+def made_store(path: Path) -> None:
+    """A store with a group and a member, closed cleanly (no WAL file beside it)."""
+    engine = open_engine(f"sqlite:///{path}")
+    try:
+        upgrade(engine)
+        admin = Admin(engine, AuditWriter(None), "cli:setup")
+        admin.create_group("eng")
+        admin.add_member("eng", "alice")
+    finally:
+        engine.dispose()
+
+
+def corrupt_store(path: Path, kind: str) -> str:
+    """Make the store at ``path`` a file SQLite cannot read; return SQLite's complaint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "random":
+        path.write_bytes(bytes(range(256)) * 256)
+        return "file is not a database"
+    if kind == "text":
+        path.write_text("version: 1\nthis is a text file, not a database\n", encoding="utf-8")
+        return "file is not a database"
+    made_store(path)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 3])
+    return "database disk image is malformed"
+
+
+EVERY_COMMAND = [
+    ["groups", "list"], ["groups", "show", "eng"], ["users", "show", "alice"], ["status"],
+    ["audit"], ["explain", "demo", "platform"], ["db", "upgrade"], ["groups", "create", "ops"],
+    ["members", "add", "eng", "bob"], ["sync"], ["sync", "--dry-run"],
+]
+
+
+@pytest.mark.parametrize("kind", ["random", "text", "truncated"])
+@pytest.mark.parametrize("command", EVERY_COMMAND, ids=" ".join)
+def test_a_corrupt_store_is_one_line_and_exit_1(run_syncd: RunSyncd,
+                                                sqlite_demo: tuple[Path, Path], kind: str,
+                                                command: list[str]) -> None:
+    config, path = sqlite_demo
+    reason = corrupt_store(path, kind)
+    before = path.read_bytes()
+    line = one_error_line(run_syncd(*command, config=config), 1)
+    assert line == f"syncd: error: cannot open the store {path}: {reason}"
+    assert path.read_bytes() == before
+
+
+def set_store_revision(url: str, revision: str) -> None:
+    engine = open_engine(url)
+    try:
+        upgrade(engine)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("command", [
+    ["db", "upgrade"], ["groups", "list"], ["groups", "create", "ops"], ["sync"], ["status"],
+], ids=" ".join)
+def test_a_store_of_a_newer_syncd_is_one_line_and_exit_1(run_syncd: RunSyncd,
+                                                         demo_config: Path, store_url: str,
+                                                         tmp_path: Path,
+                                                         command: list[str]) -> None:
+    set_store_revision(store_url, "0099_from_the_future")
+    line = one_error_line(run_syncd(*command, config=demo_config), 1)
+    where = db.location(resolve_url(store_url, tmp_path))
+    assert line == (f"syncd: error: the store {where} is at schema revision "
+                    f"'0099_from_the_future', unknown to this syncd (whose newest is "
+                    f"'{head()}'): it was probably written by a newer syncd; upgrade syncd to "
+                    "use it")
+    engine = open_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == (
+                "0099_from_the_future")
+            assert conn.scalar(text("SELECT count(*) FROM groups")) == 0
+    finally:
+        engine.dispose()
+
+
+def test_a_store_failing_in_use_is_one_line_and_exit_1(cli: Callable[..., Result],
+                                                       store_url: str) -> None:
+    """A store that opens but then fails (here: a table gone) is a store error, not an
+    internal error with a traceback."""
+    ok(cli("groups", "create", "eng"))
+    engine = open_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE audit"))
+    finally:
+        engine.dispose()
+    line = one_error_line(cli("audit"), 1)
+    assert line.startswith("syncd: error: the store ")
+    assert "failed: " in line
+    assert "audit" in line
 
 
 # -- names and values -------------------------------------------------------------------------

@@ -145,11 +145,44 @@ def test_ensure_schema_creates_an_empty_store(store_url: str) -> None:
         engine.dispose()
 
 
-def test_ensure_schema_refuses_a_store_at_another_revision(store_engine: Engine) -> None:
-    with store_engine.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = 'ffff_from_the_future'"))
-    with pytest.raises(StoreError, match=r"revision ffff_from_the_future.*syncd db upgrade"):
-        ensure_schema(store_engine)
+def test_ensure_schema_refuses_a_store_at_an_older_revision(store_url: str) -> None:
+    engine = open_engine(store_url)
+    try:
+        command.upgrade(db._alembic_config(engine), "0004")
+        with pytest.raises(StoreError, match=r"revision 0004, this syncd needs .*syncd db "
+                                             "upgrade"):
+            ensure_schema(engine)
+        assert current_revision(engine) == "0004"
+    finally:
+        engine.dispose()
+
+
+def set_revision(engine: Engine, revision: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+
+
+@pytest.mark.parametrize("operation", [
+    pytest.param(upgrade, id="upgrade"),
+    pytest.param(ensure_schema, id="ensure_schema"),
+    pytest.param(lambda e: db.open_store(e.url.render_as_string(hide_password=False),
+                                         create=False), id="open_store-read"),
+    pytest.param(lambda e: db.open_store(e.url.render_as_string(hide_password=False),
+                                         create=True), id="open_store-write"),
+])
+def test_a_store_of_a_newer_syncd_is_left_alone(store_engine: Engine, operation: Any) -> None:
+    """A revision this syncd has no migration for: one clear error, and no change."""
+    set_revision(store_engine, "ffff_from_the_future")
+    tables_before = table_names(store_engine)
+    with pytest.raises(StoreError) as info:
+        operation(store_engine)
+    message = str(info.value)
+    assert "schema revision 'ffff_from_the_future', unknown to this syncd" in message
+    assert "written by a newer syncd; upgrade syncd" in message
+    assert "\n" not in message
+    assert info.value.exit_code == 1
+    assert current_revision(store_engine) == "ffff_from_the_future"
+    assert table_names(store_engine) == tables_before
 
 
 def test_reading_a_missing_store_creates_nothing(store_url: str, tmp_path: Path) -> None:
@@ -195,6 +228,54 @@ def test_writing_makes_a_missing_store(store_url: str) -> None:
 def test_a_password_never_shows_in_a_store_location() -> None:
     assert db.location("postgresql+psycopg://u:s3cret-pw@db.example.org/syncd") == (
         "postgresql+psycopg://u:***@db.example.org/syncd")
+
+
+def good_sqlite_store(path: Path) -> None:
+    engine = open_engine(f"sqlite:///{path}")
+    try:
+        upgrade(engine)
+        Admin(engine, AuditWriter(None), ACTOR).create_group("eng")
+    finally:
+        engine.dispose()  # checkpoints the WAL into the file and removes it
+
+
+def corrupt(path: Path, kind: str) -> None:
+    if kind == "random":
+        path.write_bytes(os.urandom(64 * 1024))
+    elif kind == "text":
+        path.write_text("this is not a database\n" * 100, encoding="utf-8")
+    else:
+        good_sqlite_store(path)
+        data = path.read_bytes()
+        path.write_bytes(data[:len(data) // 2])
+
+
+def upgrade_at(url: str) -> None:
+    engine = open_engine(url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["random", "text", "truncated"])
+@pytest.mark.parametrize("operation", [
+    pytest.param(lambda url: db.open_store(url, create=False), id="read"),
+    pytest.param(lambda url: db.open_store(url, create=True), id="write"),
+    pytest.param(upgrade_at, id="upgrade"),
+])
+def test_a_corrupt_sqlite_store_is_one_clear_store_error(tmp_path: Path, kind: str,
+                                                        operation: Any) -> None:
+    path = tmp_path / "syncd.db"
+    corrupt(path, kind)
+    before = path.read_bytes()
+    with pytest.raises(StoreError) as info:
+        operation(f"sqlite:///{path}")
+    assert info.value.exit_code == 1
+    reason = ("database disk image is malformed" if kind == "truncated"
+              else "file is not a database")
+    assert str(info.value) == f"cannot open the store {path}: {reason}"
+    assert path.read_bytes() == before
 
 
 def test_ensure_schema_refuses_a_database_with_other_tables(store_url: str) -> None:
