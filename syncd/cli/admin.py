@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from syncd.cli.app import format_option, get_app, print_json, print_table
+from syncd.store import names
 
+Callback = Callable[[click.Context, click.Parameter, str | None], str | None]
+
+
+def checked(what: str, check: Callable[[str, str], str]) -> Callback:
+    """A click callback that checks a value the command will write with a rule of
+    ``syncd.store.names``: a bad one is one line and exit 2, before the store is opened."""
+
+    def callback(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+        return None if value is None else check(what, value)
+
+    return callback
+
+
+# Names a command only looks up take any text: a bad one just names no group or user.
 org_option = click.option("--organisation", default=None,
                           help="the group's organisation, where a name is in several")
 
@@ -19,7 +36,7 @@ def groups() -> None:
 @format_option
 def groups_list(fmt: str) -> None:
     """All groups."""
-    rows = get_app().admin().list_groups()
+    rows = get_app().admin(create=False).list_groups()
     if fmt == "json":
         print_json([{k: r[k] for k in ("id", "name", "members", "managed", "source",
                                        "organisation")} for r in rows])
@@ -36,7 +53,7 @@ def groups_list(fmt: str) -> None:
 @format_option
 def groups_show(name: str, organisation: str | None, fmt: str) -> None:
     """One group with its members."""
-    g = get_app().admin().show_group(name, organisation)
+    g = get_app().admin(create=False).show_group(name, organisation)
     if fmt == "json":
         print_json(g)
         return
@@ -56,12 +73,15 @@ def groups_show(name: str, organisation: str | None, fmt: str) -> None:
 
 
 @groups.command("create")
-@click.argument("name")
-@click.option("--description", default="", help="the group's description")
+@click.argument("name", callback=checked("group name", names.check_name))
+@click.option("--description", default="", help="the group's description",
+              callback=checked("description", names.check_description))
 @click.option("--kind", type=click.Choice(["standard", "open"]), default="standard",
               show_default=True)
-@click.option("--organisation", default="default", show_default=True)
-@click.option("--icon", default=None, help="icon URL or name")
+@click.option("--organisation", default="default", show_default=True,
+              callback=checked("organisation", names.check_name))
+@click.option("--icon", default=None, help="icon URL or name",
+              callback=checked("icon", names.check_icon))
 @format_option
 def groups_create(name: str, description: str, kind: str, organisation: str,
                   icon: str | None, fmt: str) -> None:
@@ -70,7 +90,7 @@ def groups_create(name: str, description: str, kind: str, organisation: str,
     if fmt == "json":
         print_json(g)
     else:
-        click.echo(f"created group {name!r} ({g['id']})")
+        click.echo(f"created group {names.shown(name)} ({g['id']})")
 
 
 @groups.command("delete")
@@ -78,8 +98,8 @@ def groups_create(name: str, description: str, kind: str, organisation: str,
 @org_option
 def groups_delete(name: str, organisation: str | None) -> None:
     """Delete a group; its users stay."""
-    get_app().admin().delete_group(name, organisation)
-    click.echo(f"deleted group {name!r}")
+    get_app().admin(create=False).delete_group(name, organisation)
+    click.echo(f"deleted group {names.shown(name)}")
 
 
 @click.group()
@@ -89,15 +109,16 @@ def members() -> None:
 
 @members.command("add")
 @click.argument("group")
-@click.argument("user")
+@click.argument("user", callback=checked("user name", names.check_name))
 @click.option("--role", default="member", show_default=True)
-@click.option("--email", default=None, help="email of a user created by this command")
+@click.option("--email", default=None, help="email of a user created by this command",
+              callback=checked("email", names.check_email))
 @org_option
 def members_add(group: str, user: str, role: str, email: str | None,
                 organisation: str | None) -> None:
     """Add USER to GROUP (creating the user if new)."""
     get_app().admin().add_member(group, user, role, email, organisation)
-    click.echo(f"added {user!r} to {group!r} as {role}")
+    click.echo(f"added {names.shown(user)} to {names.shown(group)} as {role}")
 
 
 @members.command("remove")
@@ -106,8 +127,8 @@ def members_add(group: str, user: str, role: str, email: str | None,
 @org_option
 def members_remove(group: str, user: str, organisation: str | None) -> None:
     """Remove USER from GROUP."""
-    get_app().admin().remove_member(group, user, organisation)
-    click.echo(f"removed {user!r} from {group!r}")
+    get_app().admin(create=False).remove_member(group, user, organisation)
+    click.echo(f"removed {names.shown(user)} from {names.shown(group)}")
 
 
 @members.command("set-role")
@@ -117,8 +138,8 @@ def members_remove(group: str, user: str, organisation: str | None) -> None:
 @org_option
 def members_set_role(group: str, user: str, role: str, organisation: str | None) -> None:
     """Give USER the role ROLE in GROUP."""
-    get_app().admin().set_role(group, user, role, organisation)
-    click.echo(f"{user!r} is now {role} in {group!r}")
+    get_app().admin(create=False).set_role(group, user, role, organisation)
+    click.echo(f"{names.shown(user)} is now {role} in {names.shown(group)}")
 
 
 @click.group()
@@ -130,7 +151,7 @@ def users() -> None:
 @format_option
 def users_list(fmt: str) -> None:
     """All users."""
-    rows = get_app().admin().list_users()
+    rows = get_app().admin(create=False).list_users()
     if fmt == "json":
         print_json(rows)
         return
@@ -144,7 +165,7 @@ def users_list(fmt: str) -> None:
 @format_option
 def users_show(user: str, fmt: str) -> None:
     """One user with their groups."""
-    u = get_app().admin().show_user(user)
+    u = get_app().admin(create=False).show_user(user)
     if fmt == "json":
         print_json(u)
         return

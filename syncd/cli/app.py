@@ -10,15 +10,29 @@ from pathlib import Path
 from typing import Any
 
 import click
+import structlog
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.audit import AuditWriter, cli_actor
 from syncd.config.loader import find_config, load_config
 from syncd.config.model import Config
+from syncd.errors import StoreError
 from syncd.store.admin import Admin
-from syncd.store.db import ensure_schema, open_engine, resolve_url
+from syncd.store.db import (
+    NoStoreError,
+    location,
+    open_engine,
+    open_store,
+    resolve_url,
+    store_failure,
+    upgrade,
+)
+from syncd.store.schema import Base
+
+log = structlog.get_logger("syncd.cli")
 
 
 @dataclass
@@ -43,22 +57,44 @@ class App:
         """The store URL with relative SQLite paths resolved."""
         return resolve_url(self.config.store.url, self.config.base_dir)
 
-    def engine(self, create_schema: bool = True) -> Engine:
-        """The store engine; by default creates the schema of an empty store."""
+    def engine(self, *, create: bool = True) -> Engine:
+        """The store engine, at this syncd's schema. A command that writes makes a missing
+        store; one that only reads passes ``create=False`` and gets a usage error instead."""
+        engine = open_store(self.store_url, create=create,
+                            origin=f"store.url in {self.config_path.resolve()}")
+        self._engines.append(engine)
+        return engine
+
+    def engine_or_empty(self) -> Engine:
+        """The store engine, or where there is no store an empty one in memory: for a command
+        that can answer without a store (from the source) and must not make one."""
+        try:
+            return self.engine(create=False)
+        except NoStoreError as exc:
+            log.warning("store.missing", store=location(self.store_url), problem=str(exc))
+        engine = open_engine("sqlite://")
+        self._engines.append(engine)
+        Base.metadata.create_all(engine)
+        return engine
+
+    def upgrade_store(self) -> tuple[str | None, str]:
+        """Create or migrate the store's schema; return the revisions (before, after)."""
         engine = open_engine(self.store_url)
         self._engines.append(engine)
-        if create_schema:
-            ensure_schema(engine)
-        return engine
+        return upgrade(engine)
+
+    def store_failure(self, exc: SQLAlchemyError) -> StoreError:
+        """The one-line error for the store failing while a command uses it."""
+        return store_failure(self.store_url, exc)
 
     def audit_writer(self) -> AuditWriter:
         """The audit writer for the configured file."""
         file = self.config.audit.file
         return AuditWriter(self.config.resolve_path(file) if file else None)
 
-    def admin(self) -> Admin:
-        """Admin operations acting as ``cli:USER``."""
-        return Admin(self.engine(), self.audit_writer(), cli_actor(),
+    def admin(self, *, create: bool = True) -> Admin:
+        """Admin operations acting as ``cli:USER``; ``create`` as for ``engine``."""
+        return Admin(self.engine(create=create), self.audit_writer(), cli_actor(),
                      tuple(self.config.custom_roles))
 
     def close(self) -> None:

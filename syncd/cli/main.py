@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from syncd import __version__, secrets
 from syncd import logging as syncd_logging
@@ -17,7 +18,7 @@ from syncd.cli.connection import test_connection
 from syncd.cli.run import run
 from syncd.cli.store import audit, db
 from syncd.cli.sync import apply_cmd, explain, status, sync
-from syncd.errors import EXIT_RUNTIME, EXIT_USAGE, ConfigError, SyncdError
+from syncd.errors import EXIT_RUNTIME, EXIT_USAGE, ConfigError, StoreError, SyncdError
 
 ISSUES_URL = "the syncd issue tracker"
 
@@ -36,6 +37,12 @@ class SyncdGroup(click.Group):
             # syncd's own sentence: the safety net keeps its names readable (syncd.secrets).
             click.echo(f"syncd: error: {secrets.redact_own(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
+        except SQLAlchemyError as exc:
+            # The store failed after it opened (a corrupt page, a lost server): one line.
+            app = ctx.find_object(App)
+            error = app.store_failure(exc) if app is not None else StoreError(str(exc))
+            click.echo(f"syncd: error: {secrets.redact(str(error))}", err=True)
+            ctx.exit(error.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:

@@ -9,7 +9,7 @@ import click
 from syncd.audit import Audit, records
 from syncd.cli.app import format_option, get_app, print_json_lines, print_table
 from syncd.errors import UsageError
-from syncd.store.db import upgrade
+from syncd.store.names import storable
 
 
 @click.group()
@@ -20,8 +20,7 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the store's schema."""
-    app = get_app()
-    before, after = upgrade(app.engine(create_schema=False))
+    before, after = get_app().upgrade_store()
     if before == after:
         click.echo(f"store is up to date (revision {after})")
     else:
@@ -63,8 +62,10 @@ def audit(run_id: str | None, group: str | None, user: str | None, since: str | 
     query = query.order_by(t.id.desc())
     if limit:
         query = query.limit(limit)
-    with get_app().engine().connect() as conn:
-        found = [Audit.from_row(r) for r in conn.execute(query)]
+    with get_app().engine(create=False).connect() as conn:
+        # A filter no store can hold (PostgreSQL refuses NUL) matches nothing.
+        matchable = all(storable(v) for v in (run_id, group, user) if v)
+        found = [Audit.from_row(r) for r in conn.execute(query)] if matchable else []
     found.reverse()
     if fmt == "json":
         print_json_lines([r.to_json() for r in found])

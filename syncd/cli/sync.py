@@ -119,7 +119,7 @@ def apply_cmd(ctx: click.Context, plan_file: Path, force: bool, fmt: str) -> Non
 def explain(connector: str, group: str, fmt: str) -> None:
     """Which rule decides a source group (by name, DN or id), and why earlier ones did not."""
     app = get_app()
-    report = explain_group(app.config, app.engine(), connector, group)
+    report = explain_group(app.config, app.engine_or_empty(), connector, group)
     if fmt == "json":
         print_json(report)
         return
@@ -157,7 +157,7 @@ def status(fmt: str) -> None:
     app = get_app()
     runs, cursors = tables["runs"], tables["cursors"]
     out: list[dict[str, Any]] = []
-    with app.engine().connect() as conn:
+    with app.engine(create=False).connect() as conn:
         for c in app.config.connectors:
             last = conn.execute(select(runs).where(runs.c.connector == c.name)
                                 .order_by(runs.c.started.desc()).limit(1)).first()

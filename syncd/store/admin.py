@@ -8,10 +8,18 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from syncd.audit import Audit, AuditWriter
 from syncd.errors import UsageError
+from syncd.store.names import (
+    check_description,
+    check_email,
+    check_icon,
+    check_name,
+    shown,
+    storable,
+)
 from syncd.store.schema import GROUP_KINDS, ROLES, Group, Membership, User
 
 
@@ -47,32 +55,43 @@ class Admin:
 
     @staticmethod
     def _group(session: Session, name: str, organisation: str | None) -> Group:
-        query = select(Group).where(Group.name == name)
-        if organisation is not None:
-            query = query.where(Group.organisation == organisation)
-        found = session.scalars(query).all()
+        # A look-up takes any text: a name the store refuses today may be in an older store.
+        # Text no store can hold names nothing, and asking PostgreSQL about it fails.
+        found: list[Group] = []
+        if storable(name) and storable(organisation or ""):
+            query = select(Group).where(Group.name == name)
+            if organisation is not None:
+                query = query.where(Group.organisation == organisation)
+            found = list(session.scalars(query))
+            if not found:
+                by_id = session.get(Group, name)
+                if by_id is not None:
+                    return by_id
         if not found:
-            by_id = session.get(Group, name)
-            if by_id is not None:
-                return by_id
-            raise UsageError(f"no group named {name!r}"
-                             + (f" in organisation {organisation!r}" if organisation else ""))
+            raise UsageError(f"no group named {shown(name)}"
+                             + (f" in organisation {shown(organisation)}" if organisation else ""))
         if len(found) > 1:
             orgs = ", ".join(sorted(g.organisation for g in found))
-            raise UsageError(f"group name {name!r} exists in several organisations ({orgs}): "
-                             "give --organisation")
+            raise UsageError(f"group name {shown(name)} exists in several organisations "
+                             f"({orgs}): give --organisation")
         return found[0]
 
     @staticmethod
     def _user(session: Session, user_name: str) -> User:
-        user = session.scalars(select(User).where(User.user_name == user_name)).first()
+        user = Admin._find_user(session, user_name)
         if user is None:
-            raise UsageError(f"no user named {user_name!r}")
+            raise UsageError(f"no user named {shown(user_name)}")
         return user
+
+    @staticmethod
+    def _find_user(session: Session, user_name: str) -> User | None:
+        if not storable(user_name):
+            return None
+        return session.scalars(select(User).where(User.user_name == user_name)).first()
 
     def _check_role(self, role: str) -> None:
         if role not in self.roles:
-            raise UsageError(f"unknown role {role!r}: use one of {', '.join(self.roles)} "
+            raise UsageError(f"unknown role {shown(role)}: use one of {', '.join(self.roles)} "
                              "(custom roles are declared under custom_roles in the config)")
 
     # -- groups -----------------------------------------------------------------------------
@@ -114,17 +133,20 @@ class Admin:
     def create_group(self, name: str, description: str = "", kind: str = "standard",
                      organisation: str = "default", icon: str | None = None) -> dict[str, Any]:
         """A local group made by hand (not managed by sync)."""
-        if not name.strip():
-            raise UsageError("a group name cannot be empty")
+        check_name("group name", name)
+        check_name("organisation", organisation)
+        check_description("description", description)
+        if icon is not None:
+            check_icon("icon", icon)
         if kind not in GROUP_KINDS:
-            raise UsageError(f"unknown group kind {kind!r}: use standard or open")
+            raise UsageError(f"unknown group kind {shown(kind)}: use standard or open")
         try:
             with self._tx() as (session, records):
                 exists = session.scalars(select(Group).where(
                     Group.name == name, Group.organisation == organisation)).first()
                 if exists is not None:
-                    raise UsageError(f"a group named {name!r} already exists in organisation "
-                                     f"{organisation!r}")
+                    raise UsageError(f"a group named {shown(name)} already exists in "
+                                     f"organisation {shown(organisation)}")
                 g = Group(name=name, description=description, kind=kind,
                           organisation=organisation, icon=icon, managed=False)
                 session.add(g)
@@ -135,8 +157,8 @@ class Admin:
                                      after={"id": g.id, **attrs}))
                 return {"id": g.id, "name": name, **attrs}
         except IntegrityError:
-            raise UsageError(f"a group named {name!r} already exists in organisation "
-                             f"{organisation!r}") from None
+            raise UsageError(f"a group named {shown(name)} already exists in organisation "
+                             f"{shown(organisation)}") from None
 
     def delete_group(self, name: str, organisation: str | None = None) -> None:
         """Delete a group and its memberships; its users stay."""
@@ -156,10 +178,13 @@ class Admin:
     def add_member(self, group: str, user_name: str, role: str = "member",
                    email: str | None = None, organisation: str | None = None) -> None:
         """Add a member by hand, creating the user when new."""
+        check_name("user name", user_name)
+        if email is not None:
+            check_email("email", email)
         self._check_role(role)
         with self._tx() as (session, records):
             g = self._group(session, group, organisation)
-            user = session.scalars(select(User).where(User.user_name == user_name)).first()
+            user = self._find_user(session, user_name)
             if user is None:
                 user = User(user_name=user_name, email=email, external=False, status="active")
                 session.add(user)
@@ -167,7 +192,7 @@ class Admin:
                 records.append(Audit(actor=self.actor, op="create_user", user=user_name,
                                      after={"email": email, "external": False}))
             elif session.get(Membership, (g.id, user.id)) is not None:
-                raise UsageError(f"{user_name!r} is already a member of {g.name!r}")
+                raise UsageError(f"{shown(user_name)} is already a member of {shown(g.name)}")
             session.add(Membership(group_id=g.id, user_id=user.id, role=role, status="accepted",
                                    origin="manual"))
             records.append(Audit(actor=self.actor, op="add_member", group=g.name, user=user_name,
@@ -179,7 +204,7 @@ class Admin:
         user = self._user(session, user_name)
         m = session.get(Membership, (g.id, user.id))
         if m is None:
-            raise UsageError(f"{user_name!r} is not a member of {g.name!r}")
+            raise UsageError(f"{shown(user_name)} is not a member of {shown(g.name)}")
         return g, m
 
     def remove_member(self, group: str, user_name: str, organisation: str | None = None) -> None:
@@ -199,7 +224,8 @@ class Admin:
         with self._tx() as (session, records):
             g, m = self._membership(session, group, user_name, organisation)
             if m.role == role:
-                raise UsageError(f"{user_name!r} already has role {role!r} in {g.name!r}")
+                raise UsageError(f"{shown(user_name)} already has role {shown(role)} in "
+                                 f"{shown(g.name)}")
             records.append(Audit(actor=self.actor, op="change_role", group=g.name,
                                  user=user_name, before={"role": m.role},
                                  after={"role": role}))
@@ -224,10 +250,7 @@ class Admin:
     def show_user(self, user_name: str) -> dict[str, Any]:
         """One user with external ids and group memberships."""
         with Session(self.engine) as session:
-            u = session.scalars(select(User).where(User.user_name == user_name)
-                                .options(selectinload(User.external_ids))).first()
-            if u is None:
-                raise UsageError(f"no user named {user_name!r}")
+            u = self._user(session, user_name)
             rows = session.execute(
                 select(Membership, Group).join(Group, Membership.group_id == Group.id)
                 .where(Membership.user_id == u.id).order_by(Group.name)

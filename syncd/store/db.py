@@ -10,11 +10,12 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect
+from alembic.util import CommandError as AlembicError
+from sqlalchemy import URL, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from syncd.errors import ConfigError, StoreError
+from syncd.errors import ConfigError, StoreError, UsageError
 
 log = structlog.get_logger("syncd.store")
 
@@ -76,6 +77,20 @@ def _reason(exc: SQLAlchemyError) -> str:
     return " ".join(text.split())
 
 
+def location(url: str | URL) -> str:
+    """Where a store is, for messages: an SQLite file's path, else the URL without password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or ":memory:"
+    return parsed.render_as_string(hide_password=True)
+
+
+def store_failure(url: str | URL, exc: SQLAlchemyError) -> StoreError:
+    """The one-line error for a store that failed while in use (a corrupt page, a lost
+    server)."""
+    return StoreError(f"the store {location(url)} failed: {_reason(exc)}")
+
+
 def _alembic_config(engine: Engine) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", "syncd.store:migrations")
@@ -83,9 +98,13 @@ def _alembic_config(engine: Engine) -> AlembicConfig:
     return cfg
 
 
+def _scripts(engine: Engine) -> ScriptDirectory:
+    return ScriptDirectory.from_config(_alembic_config(engine))
+
+
 def head_revision(engine: Engine) -> str:
     """The newest migration this syncd knows."""
-    head = ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+    head = _scripts(engine).get_current_head()
     assert head is not None
     return head
 
@@ -96,30 +115,102 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def _current(engine: Engine) -> str | None:
+    """``current_revision``, with a store that cannot be read as a StoreError."""
+    try:
+        return current_revision(engine)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot open the store {location(engine.url)}: "
+                         f"{_reason(exc)}") from None
+    except AlembicError as exc:  # e.g. several rows in alembic_version
+        raise StoreError(f"cannot open the store {location(engine.url)}: {exc}") from None
+
+
+def _refuse_unknown(engine: Engine, revision: str) -> None:
+    """A revision this syncd has no migration for comes from a newer syncd: never touch it."""
+    try:
+        known = _scripts(engine).get_revision(revision) is not None
+    except AlembicError:
+        known = False
+    if not known:
+        raise StoreError(
+            f"the store {location(engine.url)} is at schema revision {revision!r}, unknown to "
+            f"this syncd (whose newest is {head_revision(engine)!r}): it was probably "
+            "written by a newer syncd; upgrade syncd to use it")
+
+
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Create or migrate the schema to the newest revision; return (before, after)."""
+    before = _current(engine)
+    if before is not None:
+        _refuse_unknown(engine, before)
     try:
-        before = current_revision(engine)
         command.upgrade(_alembic_config(engine), "head")
-        return before, head_revision(engine)
     except SQLAlchemyError as exc:
         raise StoreError(f"store upgrade failed: {_reason(exc)}") from None
+    return before, head_revision(engine)
+
+
+class NoStoreError(UsageError):
+    """A command that only reads found no store where the config points (exit 2)."""
+
+
+def _no_store(url: str | URL, origin: str) -> NoStoreError:
+    return NoStoreError(f"no syncd store at {location(url)}, where {origin} points: "
+                        "create one with 'syncd db upgrade' or a first 'syncd sync'")
+
+
+def _check_schema(engine: Engine, create: bool, origin: str) -> None:
+    """The store is at this syncd's revision; an empty one gets the schema when ``create``."""
+    current = _current(engine)
+    if current is None:
+        try:
+            has_tables = bool(inspect(engine).get_table_names())
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the store {location(engine.url)}: "
+                             f"{_reason(exc)}") from None
+        if has_tables:
+            raise StoreError(f"the store {location(engine.url)} has tables but no syncd "
+                             f"schema version: is {origin} pointing at the right database?")
+        if not create:
+            raise _no_store(engine.url, origin)
+        upgrade(engine)
+        log.info("store.created", revision=head_revision(engine))
+        return
+    _refuse_unknown(engine, current)
+    head = head_revision(engine)
+    if current != head:
+        raise StoreError(f"the store {location(engine.url)} is at schema revision {current}, "
+                         f"this syncd needs {head}: run 'syncd db upgrade'")
 
 
 def ensure_schema(engine: Engine) -> None:
     """Create the schema in an empty store; refuse a store at another revision."""
+    _check_schema(engine, create=True, origin="store.url")
+
+
+def _sqlite_file(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def open_store(url: str, *, create: bool, origin: str = "store.url") -> Engine:
+    """An engine on the store at ``url``, its schema checked to be this syncd's.
+
+    A command that writes (``create``) makes a missing store: folder, file and schema. One
+    that only reads never does: it raises a UsageError naming the place ``origin`` (the
+    config key that gave ``url``) points to.
+    """
+    path = _sqlite_file(url)
+    if not create and path is not None and not path.exists():
+        # Connecting would create the file: say so without touching the disk.
+        raise _no_store(url, origin)
+    engine = open_engine(url)
     try:
-        current = current_revision(engine)
-        if current is None:
-            if inspect(engine).get_table_names():
-                raise StoreError("the store has tables but no syncd schema version: "
-                                 "is store.url pointing at the right database?")
-            upgrade(engine)
-            log.info("store.created", revision=head_revision(engine))
-            return
-    except SQLAlchemyError as exc:
-        raise StoreError(f"cannot open the store: {_reason(exc)}") from None
-    head = head_revision(engine)
-    if current != head:
-        raise StoreError(f"the store schema is at revision {current}, this syncd needs {head}: "
-                         "run 'syncd db upgrade'")
+        _check_schema(engine, create, origin)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine

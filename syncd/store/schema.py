@@ -26,7 +26,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+from syncd.store.names import check_description, check_email, check_icon, check_name
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -109,6 +111,15 @@ class User(Base):
     external_ids: Mapped[list[UserExternalId]] = relationship(
         back_populates="user", cascade="all, delete-orphan")
 
+    # The sync path writes with Core and checks its values itself (syncd.store.names).
+    @validates("user_name")
+    def _valid_user_name(self, _key: str, value: str) -> str:
+        return check_name("user name", value)
+
+    @validates("email")
+    def _valid_email(self, _key: str, value: str | None) -> str | None:
+        return None if value is None else check_email("email", value)
+
 
 class UserExternalId(Base):
     """A user's id in one source (a directory's entryUUID or objectGUID)."""
@@ -150,6 +161,18 @@ class Group(Base):
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="group", cascade="all, delete-orphan", passive_deletes=True)
+
+    @validates("name", "organisation")
+    def _valid_name(self, key: str, value: str) -> str:
+        return check_name("group name" if key == "name" else "organisation", value)
+
+    @validates("description")
+    def _valid_description(self, _key: str, value: str) -> str:
+        return check_description("description", value)
+
+    @validates("icon")
+    def _valid_icon(self, _key: str, value: str | None) -> str | None:
+        return None if value is None else check_icon("icon", value)
 
 
 class Membership(Base):

@@ -11,10 +11,13 @@ from typing import Any, Protocol
 
 import jsonschema
 import pytest
+from sqlalchemy import inspect, text
 
 from syncd.audit import AuditWriter
+from syncd.store import db
 from syncd.store.admin import Admin
 from syncd.store.db import head_revision, open_engine, resolve_url, upgrade
+from syncd.store.schema import tables
 
 pytestmark = pytest.mark.e2e
 
@@ -277,7 +280,7 @@ def test_usage_errors_exit_2(sq: Callable[..., Result], args: list[str]) -> None
     ("postgresql+psycopg://nobody@127.0.0.1:1/none", "Connection refused"),
     ("sqlite:////proc/no-such-dir/syncd.db", "cannot create the store's folder /proc/no-such"),
 ])
-@pytest.mark.parametrize("command", [["groups", "list"], ["db", "upgrade"]])
+@pytest.mark.parametrize("command", [["groups", "create", "x"], ["db", "upgrade"]])
 def test_store_error_is_one_line(run_syncd: RunSyncd, write_config: WriteConfig, url: str,
                                  message: str, command: list[str]) -> None:
     config = write_config({"version": 1, "store": {"url": url}})
@@ -288,6 +291,347 @@ def test_store_error_is_one_line(run_syncd: RunSyncd, write_config: WriteConfig,
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("syncd: error: ")
     assert message in lines[0]
+
+
+# -- opening the store ------------------------------------------------------------------------
+
+DEMO_LDIF = Path(__file__).resolve().parents[2] / "config" / "demo" / "directory.ldif"
+
+
+def one_error_line(result: Result, code: int) -> str:
+    """An error: exit ``code``, nothing on stdout, one line on stderr; returns that line."""
+    assert result.code == code, result
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("syncd: error: "), lines
+    return lines[0]
+
+
+@pytest.fixture
+def demo_config(write_config: WriteConfig, store_url: str) -> Path:
+    """A config with the demo LDIF as connector ``demo``, on ``store_url`` (both drivers)."""
+    return write_config({"version": 1, "store": {"url": store_url},
+                         "connectors": [{"name": "demo", "type": "ldif",
+                                         "path": str(DEMO_LDIF)}],
+                         "rules": [{"name": "all"}]})
+
+
+def stored_tables(url: str) -> set[str]:
+    engine = open_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+READING = [
+    ["groups", "list"], ["groups", "list", "--format", "json"], ["groups", "show", "eng"],
+    ["users", "list"], ["users", "show", "alice"], ["status"], ["status", "--format", "json"],
+    ["audit"], ["groups", "delete", "eng"], ["members", "remove", "eng", "alice"],
+    ["members", "set-role", "eng", "alice", "owner"],
+]
+
+
+@pytest.mark.parametrize("command", READING, ids=" ".join)
+def test_a_reading_command_never_makes_a_store(run_syncd: RunSyncd, demo_config: Path,
+                                               store_url: str, tmp_path: Path,
+                                               command: list[str]) -> None:
+    """A mistyped SQLite path or an empty PostgreSQL schema: one line saying there is no
+    store there, exit 2, and no folder, file or table made."""
+    line = one_error_line(run_syncd(*command, config=demo_config), 2)
+    where = resolve_url(store_url, tmp_path)
+    assert line == (f"syncd: error: no syncd store at {db.location(where)}, where store.url "
+                    f"in {demo_config} points: create one with 'syncd db upgrade' or a first "
+                    "'syncd sync'")
+    assert not (tmp_path / "store").exists()  # the SQLite store's folder
+    if store_url.startswith("postgresql"):
+        assert stored_tables(store_url) == set()
+
+
+def test_explain_without_a_store_reads_the_source_and_makes_none(
+        run_syncd: RunSyncd, demo_config: Path, store_url: str, tmp_path: Path) -> None:
+    result = run_syncd("explain", "demo", "platform", "--format", "json", config=demo_config)
+    assert result.code == 0, result
+    assert json.loads(result.stdout)["from"] == "source"
+    [warning] = [json.loads(line) for line in result.stderr.splitlines()]
+    assert (warning["event"], warning["level"]) == ("store.missing", "warning")
+    assert "no syncd store at" in warning["problem"]
+    assert not (tmp_path / "store").exists()
+    if store_url.startswith("postgresql"):
+        assert stored_tables(store_url) == set()
+
+
+@pytest.mark.parametrize("command", [
+    ["db", "upgrade"], ["groups", "create", "eng"], ["sync", "--dry-run"], ["sync"],
+], ids=" ".join)
+def test_a_writing_command_makes_the_store_on_first_use(run_syncd: RunSyncd,
+                                                        demo_config: Path, store_url: str,
+                                                        command: list[str]) -> None:
+    result = run_syncd(*command, config=demo_config)
+    assert result.code == 0, result
+    assert "groups" in stored_tables(store_url)
+    assert ok(run_syncd("groups", "list", "--format", "json", config=demo_config))
+
+
+def test_members_add_makes_the_store_on_first_use(run_syncd: RunSyncd, demo_config: Path,
+                                                  store_url: str) -> None:
+    # It then finds no group in the new store; the store stays, ready for `groups create`.
+    result = run_syncd("members", "add", "eng", "alice", config=demo_config)
+    assert result.code == 2, result
+    assert result.stderr.splitlines()[-1] == "syncd: error: no group named 'eng'"
+    assert "groups" in stored_tables(store_url)
+
+
+@pytest.fixture
+def sqlite_demo(write_config: WriteConfig, tmp_path: Path) -> tuple[Path, Path]:
+    """A config with the demo connector on an SQLite store; (config, store file)."""
+    path = tmp_path / "state" / "syncd.db"
+    config = write_config({"version": 1, "store": {"url": f"sqlite:///{path}"},
+                           "connectors": [{"name": "demo", "type": "ldif",
+                                           "path": str(DEMO_LDIF)}],
+                           "rules": [{"name": "all"}]})
+    return config, path
+
+
+def made_store(path: Path) -> None:
+    """A store with a group and a member, closed cleanly (no WAL file beside it)."""
+    engine = open_engine(f"sqlite:///{path}")
+    try:
+        upgrade(engine)
+        admin = Admin(engine, AuditWriter(None), "cli:setup")
+        admin.create_group("eng")
+        admin.add_member("eng", "alice")
+    finally:
+        engine.dispose()
+
+
+def corrupt_store(path: Path, kind: str) -> str:
+    """Make the store at ``path`` a file SQLite cannot read; return SQLite's complaint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "random":
+        path.write_bytes(bytes(range(256)) * 256)
+        return "file is not a database"
+    if kind == "text":
+        path.write_text("version: 1\nthis is a text file, not a database\n", encoding="utf-8")
+        return "file is not a database"
+    made_store(path)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 3])
+    return "database disk image is malformed"
+
+
+EVERY_COMMAND = [
+    ["groups", "list"], ["groups", "show", "eng"], ["users", "show", "alice"], ["status"],
+    ["audit"], ["explain", "demo", "platform"], ["db", "upgrade"], ["groups", "create", "ops"],
+    ["members", "add", "eng", "bob"], ["sync"], ["sync", "--dry-run"],
+]
+
+
+@pytest.mark.parametrize("kind", ["random", "text", "truncated"])
+@pytest.mark.parametrize("command", EVERY_COMMAND, ids=" ".join)
+def test_a_corrupt_store_is_one_line_and_exit_1(run_syncd: RunSyncd,
+                                                sqlite_demo: tuple[Path, Path], kind: str,
+                                                command: list[str]) -> None:
+    config, path = sqlite_demo
+    reason = corrupt_store(path, kind)
+    before = path.read_bytes()
+    line = one_error_line(run_syncd(*command, config=config), 1)
+    assert line == f"syncd: error: cannot open the store {path}: {reason}"
+    assert path.read_bytes() == before
+
+
+def set_store_revision(url: str, revision: str) -> None:
+    engine = open_engine(url)
+    try:
+        upgrade(engine)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("command", [
+    ["db", "upgrade"], ["groups", "list"], ["groups", "create", "ops"], ["sync"], ["status"],
+], ids=" ".join)
+def test_a_store_of_a_newer_syncd_is_one_line_and_exit_1(run_syncd: RunSyncd,
+                                                         demo_config: Path, store_url: str,
+                                                         tmp_path: Path,
+                                                         command: list[str]) -> None:
+    set_store_revision(store_url, "0099_from_the_future")
+    line = one_error_line(run_syncd(*command, config=demo_config), 1)
+    where = db.location(resolve_url(store_url, tmp_path))
+    assert line == (f"syncd: error: the store {where} is at schema revision "
+                    f"'0099_from_the_future', unknown to this syncd (whose newest is "
+                    f"'{head()}'): it was probably written by a newer syncd; upgrade syncd to "
+                    "use it")
+    engine = open_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == (
+                "0099_from_the_future")
+            assert conn.scalar(text("SELECT count(*) FROM groups")) == 0
+    finally:
+        engine.dispose()
+
+
+def test_a_store_failing_in_use_is_one_line_and_exit_1(cli: Callable[..., Result],
+                                                       store_url: str) -> None:
+    """A store that opens but then fails (here: a table gone) is a store error, not an
+    internal error with a traceback."""
+    ok(cli("groups", "create", "eng"))
+    engine = open_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE audit"))
+    finally:
+        engine.dispose()
+    line = one_error_line(cli("audit"), 1)
+    assert line.startswith("syncd: error: the store ")
+    assert "failed: " in line
+    assert "audit" in line
+
+
+# -- names and values -------------------------------------------------------------------------
+
+
+def store_rows(url: str) -> dict[str, list[Any]]:
+    """Every row of the tables an admin command writes, to compare before and after."""
+    engine = open_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {name: sorted(map(tuple, conn.execute(tables[name].select())), key=repr)
+                    for name in ("groups", "users", "memberships", "audit", "audit_batches")}
+    finally:
+        engine.dispose()
+
+
+LONG = "x" * 10_000
+
+
+BAD_VALUES = [
+    (["groups", "create", ""], "group name '' is empty"),
+    (["groups", "create", "  "], "group name '  ' is blank"),
+    (["groups", "create", "a\nb"], r"group name 'a\nb' contains a control character (U+000A)"),
+    (["groups", "create", "a\tb"], r"group name 'a\tb' contains a control character (U+0009)"),
+    (["groups", "create", "a\x1b[31mb"], "contains a control character (U+001B)"),
+    (["groups", "create", " eng2"], "group name ' eng2' has leading or trailing white space"),
+    (["groups", "create", "eng2 "], "group name 'eng2 ' has leading or trailing white space"),
+    (["groups", "create", "y" * 300], f"group name {'y' * 40!r}… (300 characters) is longer "
+                                      "than 200 characters"),
+    (["groups", "create", LONG], f"group name {'x' * 40!r}… (10000 characters) is longer "
+                                 "than 200 characters"),
+    (["groups", "create", "ok", "--organisation", ""], "organisation '' is empty"),
+    (["groups", "create", "ok", "--organisation", "acme\n"], r"organisation 'acme\n' "
+                                                             "contains a control character"),
+    (["groups", "create", "ok", "--organisation", "o" * 201], "is longer than 200 characters"),
+    (["groups", "create", "ok", "--description", "bell\a"], r"description 'bell\x07' "
+                                                            "contains a control character"),
+    (["groups", "create", "ok", "--description", "d" * 4001], "longer than 4000 characters"),
+    (["groups", "create", "ok", "--icon", "a\nb"], r"icon 'a\nb' contains a control"),
+    (["groups", "create", "ok", "--icon", "i" * 1025], "longer than 1024 characters"),
+    (["members", "add", "eng", ""], "user name '' is empty"),
+    (["members", "add", "eng", "bob\n"], r"user name 'bob\n' contains a control character"),
+    (["members", "add", "eng", " bob"], "user name ' bob' has leading or trailing white "
+                                        "space"),
+    (["members", "add", "eng", "u" * 201], "is longer than 200 characters"),
+    (["members", "add", "eng", "bob", "--email", "bob"], "email 'bob' is not an email "
+                                                        "address (no '@')"),
+    (["members", "add", "eng", "bob", "--email", "Bob <bob@example.org>"],
+     "email 'Bob <bob@example.org>' is not an email address"),
+    (["members", "add", "eng", "bob", "--email", "bob@localhost"], "email 'bob@localhost' is "
+                                                                   "not a valid email address"),
+    (["members", "add", "eng", "bob", "--role", "own\ner"], r"unknown role 'own\ner'"),
+    (["members", "add", "a\nb", "bob"], r"no group named 'a\nb'"),
+    (["members", "remove", "eng", "a\nb"], r"no user named 'a\nb'"),
+    (["members", "set-role", "eng", LONG, "owner"], f"no user named {'x' * 40!r}… (10000 "
+                                                    "characters)"),
+    (["members", "set-role", "eng", "alice", "o" * 300], f"unknown role {'o' * 40!r}…"),
+    (["groups", "show", "a\nb"], r"no group named 'a\nb'"),
+    (["groups", "show", LONG], f"no group named {'x' * 40!r}… (10000 characters)"),
+    (["groups", "show", "eng", "--organisation", "a\x01"], r"no group named 'eng' in "
+                                                           r"organisation 'a\x01'"),
+    (["groups", "delete", "  eng"], "no group named '  eng'"),
+    (["users", "show", "alice\r"], r"no user named 'alice\r'"),
+]
+
+
+MakeStore = Callable[[str], Path]
+
+
+@pytest.fixture
+def eng_store(write_config: WriteConfig, tmp_path: Path) -> MakeStore:
+    """``eng_store(url)``: a store at ``url`` with group eng and member alice; its config."""
+
+    def make(url: str) -> Path:
+        engine = open_engine(url)
+        try:
+            upgrade(engine)
+            admin = Admin(engine, AuditWriter(tmp_path / "audit.jsonl"), "cli:setup")
+            admin.create_group("eng")
+            admin.add_member("eng", "alice")
+        finally:
+            engine.dispose()
+        return write_config({"version": 1, "store": {"url": url},
+                             "audit": {"file": str(tmp_path / "audit.jsonl")}})
+
+    return make
+
+
+def assert_refused(run_syncd: RunSyncd, config: Path, url: str, args: list[str],
+                   message: str) -> None:
+    """``syncd ARGS``: one line with ``message``, exit 2, nothing changed in store or file."""
+    audit_file = config.parent / "audit.jsonl"
+    rows_before, audit_before = store_rows(url), audit_file.read_text(encoding="utf-8")
+    line = usage_error(run_syncd(*args, config=config))
+    assert message in line
+    assert len(line) < 300
+    assert store_rows(url) == rows_before
+    assert audit_file.read_text(encoding="utf-8") == audit_before
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_VALUES)
+def test_bad_names_and_values_are_refused(run_syncd: RunSyncd, eng_store: MakeStore,
+                                          tmp_path: Path, args: list[str],
+                                          message: str) -> None:
+    """Checked on the command line, before the store is opened: SQLite stands for both."""
+    url = f"sqlite:///{tmp_path / 'syncd.db'}"
+    assert_refused(run_syncd, eng_store(url), url, args, message)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["groups", "create", "y" * 300], "is longer than 200 characters"),
+    (["groups", "create", "eng", "--organisation", "o" * 256], "is longer than 200 "),
+    (["members", "add", "eng", "u" * 256], "is longer than 200 characters"),
+    (["groups", "show", LONG], f"no group named {'x' * 40!r}… (10000 characters)"),
+    (["groups", "delete", "a\x01b"], r"no group named 'a\x01b'"),
+    (["members", "remove", "eng", LONG], "no user named"),
+    (["users", "show", "alice\r"], r"no user named 'alice\r'"),
+])
+def test_bad_names_are_refused_alike_on_both_drivers(run_syncd: RunSyncd, eng_store: MakeStore,
+                                                     store_url: str, args: list[str],
+                                                     message: str) -> None:
+    """PostgreSQL answered a name longer than its column with an internal error."""
+    assert_refused(run_syncd, eng_store(store_url), store_url, args, message)
+
+
+def test_a_bad_name_makes_no_store(sq: Callable[..., Result], sqlite_config: Path) -> None:
+    assert "contains a control character" in usage_error(sq("groups", "create", "a\nb"))
+    assert "is not an email address" in usage_error(
+        sq("members", "add", "eng", "bob", "--email", "bob"))
+    assert not (sqlite_config.parent / "state").exists()
+
+
+def test_good_unusual_names_round_trip(sq: Callable[..., Result]) -> None:
+    name = "n" * 200
+    ok(sq("groups", "create", name, "--description", "two\nlines\tand a tab",
+          "--organisation", "o" * 200))
+    ok(sq("members", "add", name, "ünï.o'brien", "--email", "ünï@exämple.org"))
+    shown = json_doc(sq("groups", "show", name, "--format", "json"))
+    assert (shown["name"], shown["description"], shown["organisation"]) == (
+        name, "two\nlines\tand a tab", "o" * 200)
+    assert [(m["user"], m["email"]) for m in shown["members"]] == [
+        ("ünï.o'brien", "ünï@exämple.org")]
 
 
 # -- audit --------------------------------------------------------------------------------------

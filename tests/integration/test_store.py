@@ -27,6 +27,7 @@ from syncd.store import bulk, db
 from syncd.store.admin import Admin
 from syncd.store.bulk import insert_rows
 from syncd.store.db import current_revision, ensure_schema, head_revision, open_engine, upgrade
+from syncd.store.names import InvalidValue
 from syncd.store.schema import (
     AuditRecord,
     Base,
@@ -144,11 +145,137 @@ def test_ensure_schema_creates_an_empty_store(store_url: str) -> None:
         engine.dispose()
 
 
-def test_ensure_schema_refuses_a_store_at_another_revision(store_engine: Engine) -> None:
-    with store_engine.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = 'ffff_from_the_future'"))
-    with pytest.raises(StoreError, match=r"revision ffff_from_the_future.*syncd db upgrade"):
-        ensure_schema(store_engine)
+def test_ensure_schema_refuses_a_store_at_an_older_revision(store_url: str) -> None:
+    engine = open_engine(store_url)
+    try:
+        command.upgrade(db._alembic_config(engine), "0004")
+        with pytest.raises(StoreError, match=r"revision 0004, this syncd needs .*syncd db "
+                                             "upgrade"):
+            ensure_schema(engine)
+        assert current_revision(engine) == "0004"
+    finally:
+        engine.dispose()
+
+
+def set_revision(engine: Engine, revision: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+
+
+@pytest.mark.parametrize("operation", [
+    pytest.param(upgrade, id="upgrade"),
+    pytest.param(ensure_schema, id="ensure_schema"),
+    pytest.param(lambda e: db.open_store(e.url.render_as_string(hide_password=False),
+                                         create=False), id="open_store-read"),
+    pytest.param(lambda e: db.open_store(e.url.render_as_string(hide_password=False),
+                                         create=True), id="open_store-write"),
+])
+def test_a_store_of_a_newer_syncd_is_left_alone(store_engine: Engine, operation: Any) -> None:
+    """A revision this syncd has no migration for: one clear error, and no change."""
+    set_revision(store_engine, "ffff_from_the_future")
+    tables_before = table_names(store_engine)
+    with pytest.raises(StoreError) as info:
+        operation(store_engine)
+    message = str(info.value)
+    assert "schema revision 'ffff_from_the_future', unknown to this syncd" in message
+    assert "written by a newer syncd; upgrade syncd" in message
+    assert "\n" not in message
+    assert info.value.exit_code == 1
+    assert current_revision(store_engine) == "ffff_from_the_future"
+    assert table_names(store_engine) == tables_before
+
+
+def test_reading_a_missing_store_creates_nothing(store_url: str, tmp_path: Path) -> None:
+    """A command that only reads never makes a store: not the SQLite file or its folder,
+    not a table in PostgreSQL."""
+    with pytest.raises(UsageError) as info:
+        db.open_store(store_url, create=False, origin="store.url in /etc/x.yaml")
+    message = str(info.value)
+    assert message.startswith(f"no syncd store at {db.location(store_url)}, where store.url "
+                              "in /etc/x.yaml points: create one with 'syncd db upgrade' or a "
+                              "first 'syncd sync'")
+    assert info.value.exit_code == 2
+    assert not (tmp_path / "store").exists()
+    engine = open_engine(store_url)
+    try:
+        assert table_names(engine) == set()
+    finally:
+        engine.dispose()
+
+
+def test_reading_an_empty_store_file_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "syncd.db"
+    path.touch()
+    with pytest.raises(UsageError, match="no syncd store at"):
+        db.open_store(f"sqlite:///{path}", create=False)
+    engine = open_engine(f"sqlite:///{path}")
+    try:
+        assert table_names(engine) == set()
+    finally:
+        engine.dispose()
+
+
+def test_writing_makes_a_missing_store(store_url: str) -> None:
+    engine = db.open_store(store_url, create=True)
+    try:
+        assert current_revision(engine) == head_revision(engine)
+    finally:
+        engine.dispose()
+    again = db.open_store(store_url, create=False)  # now there is one to read
+    again.dispose()
+
+
+def test_a_password_never_shows_in_a_store_location() -> None:
+    assert db.location("postgresql+psycopg://u:s3cret-pw@db.example.org/syncd") == (
+        "postgresql+psycopg://u:***@db.example.org/syncd")
+
+
+def good_sqlite_store(path: Path) -> None:
+    engine = open_engine(f"sqlite:///{path}")
+    try:
+        upgrade(engine)
+        Admin(engine, AuditWriter(None), ACTOR).create_group("eng")
+    finally:
+        engine.dispose()  # checkpoints the WAL into the file and removes it
+
+
+def corrupt(path: Path, kind: str) -> None:
+    if kind == "random":
+        path.write_bytes(os.urandom(64 * 1024))
+    elif kind == "text":
+        path.write_text("this is not a database\n" * 100, encoding="utf-8")
+    else:
+        good_sqlite_store(path)
+        data = path.read_bytes()
+        path.write_bytes(data[:len(data) // 2])
+
+
+def upgrade_at(url: str) -> None:
+    engine = open_engine(url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["random", "text", "truncated"])
+@pytest.mark.parametrize("operation", [
+    pytest.param(lambda url: db.open_store(url, create=False), id="read"),
+    pytest.param(lambda url: db.open_store(url, create=True), id="write"),
+    pytest.param(upgrade_at, id="upgrade"),
+])
+def test_a_corrupt_sqlite_store_is_one_clear_store_error(tmp_path: Path, kind: str,
+                                                        operation: Any) -> None:
+    path = tmp_path / "syncd.db"
+    corrupt(path, kind)
+    before = path.read_bytes()
+    with pytest.raises(StoreError) as info:
+        operation(f"sqlite:///{path}")
+    assert info.value.exit_code == 1
+    reason = ("database disk image is malformed" if kind == "truncated"
+              else "file is not a database")
+    assert str(info.value) == f"cannot open the store {path}: {reason}"
+    assert path.read_bytes() == before
 
 
 def test_ensure_schema_refuses_a_database_with_other_tables(store_url: str) -> None:
@@ -312,6 +439,40 @@ def test_orm_defaults(store_engine: Engine) -> None:
         assert (m.role, m.status, m.origin) == ("member", "accepted", "manual")
 
 
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: Group(name="a\nb"), r"group name 'a\\nb' contains a control character"),
+    (lambda: Group(name="eng", organisation=" acme"), "organisation ' acme' has leading"),
+    (lambda: Group(name="x" * 201), "longer than 200 characters"),
+    (lambda: Group(name="eng", description="a\x1bb"), r"description 'a\\x1bb' contains"),
+    (lambda: Group(name="eng", icon="a\u2028b"), r"icon 'a\\u2028b' contains a control "
+                                                  r"character \(U\+2028\)"),
+    (lambda: User(user_name=""), "user name '' is empty"),
+    (lambda: User(user_name="bob", email="bob at example.org"), "email 'bob at example"),
+])
+def test_the_models_refuse_what_the_store_refuses(make: Any, message: str) -> None:
+    """No writer through the ORM stores a bad value, on either driver."""
+    with pytest.raises(InvalidValue, match=message) as info:
+        make()
+    assert isinstance(info.value, ValueError)
+    assert info.value.exit_code == 2
+
+
+def test_the_models_refuse_a_bad_value_set_later(store_engine: Engine) -> None:
+    with Session(store_engine) as session:
+        g = Group(name="eng", description="two\nlines\tand a tab", icon=None)
+        u = User(user_name="ünï", email="ünï@exämple.org")
+        session.add_all([g, u])
+        session.commit()
+        with pytest.raises(InvalidValue, match="group name"):
+            g.name = "eng\x00"
+        with pytest.raises(InvalidValue, match="email"):
+            u.email = "x@localhost"
+        session.commit()
+    with Session(store_engine) as session:
+        assert session.scalars(select(Group.name)).all() == ["eng"]
+        assert session.scalars(select(User.email)).all() == ["ünï@exämple.org"]
+
+
 # -- admin operations and their audit records -----------------------------------------------
 
 
@@ -431,7 +592,30 @@ def test_show_user_lists_external_ids(admin: Admin, store_engine: Engine) -> Non
     (lambda a: a.remove_member("eng", "nobody"), "no user named 'nobody'"),
     (lambda a: a.remove_member("eng", "bob"), "'bob' is not a member of 'eng'"),
     (lambda a: a.delete_group("nope"), "no group named 'nope'"),
-    (lambda a: a.create_group("  "), "cannot be empty"),
+    (lambda a: a.create_group("  "), "group name '  ' is blank"),
+    (lambda a: a.create_group(""), "group name '' is empty"),
+    (lambda a: a.create_group("a\nb"), r"group name 'a\\nb' contains a control character "
+                                        r"\(U\+000A\)"),
+    (lambda a: a.create_group(" eng"), "group name ' eng' has leading or trailing white space"),
+    (lambda a: a.create_group("x" * 300), r"group name 'x{40}'… \(300 characters\) is longer "
+                                          "than 200 characters"),
+    (lambda a: a.create_group("x", organisation=""), "organisation '' is empty"),
+    (lambda a: a.create_group("x", organisation="acme\r"), "organisation 'acme.*control"),
+    (lambda a: a.create_group("x", description="bell\a"), r"description 'bell\\x07' contains "
+                                                          "a control character"),
+    (lambda a: a.create_group("x", description="d" * 4001), "longer than 4000 characters"),
+    (lambda a: a.create_group("x", icon="i" * 1025), "icon .* longer than 1024 characters"),
+    (lambda a: a.add_member("eng", ""), "user name '' is empty"),
+    (lambda a: a.add_member("eng", "carol\t"), r"user name 'carol\\t' contains a control"),
+    (lambda a: a.add_member("eng", "carol", email="carol"), "email 'carol' is not an email"),
+    (lambda a: a.add_member("eng", "carol", email="c@d@e.org"), "email 'c@d@e.org' is not"),
+    (lambda a: a.add_member("eng", "carol", email="e" * 321), "longer than 320 characters"),
+    (lambda a: a.show_group("a\x00b"), r"no group named 'a\\x00b'"),
+    (lambda a: a.delete_group("n" * 10_000), r"no group named 'n{40}'… \(10000 characters\)$"),
+    (lambda a: a.show_group("eng", "a\x00b"), "no group named 'eng' in organisation"),
+    (lambda a: a.show_user("a\x00b"), r"no user named 'a\\x00b'"),
+    (lambda a: a.remove_member("eng", "a\x00b"), r"no user named 'a\\x00b'"),
+    (lambda a: a.set_role("eng", "alice", "r" * 300), r"unknown role 'r{40}'… \(300 char"),
     (lambda a: a.create_group("x", kind="secret"), "unknown group kind"),
     (lambda a: a.show_group("nope"), "no group named 'nope'"),
     (lambda a: a.show_user("nobody"), "no user named 'nobody'"),
