@@ -41,12 +41,14 @@ from syncd.plan import (
     UpdateGroup,
 )
 from syncd.rules import DesiredGroup, MemberResolver, Warning, summarise_dangling
+from syncd.store.names import EMAIL_MAX, NAME_MAX, control_problem, name_problem, shown
 
 # A membership status sync set itself, and sets back to accepted when the user is enabled
 # again; any other status (invited, pending, left, ...) belongs to the application.
 RESTORED = ("deactivated",)
 # A delta run that reaches more groups than this compares them all (one read of the table).
 MAX_COMPARED = 5000
+DISPLAY_NAME_MAX = 255  # the users table's column
 
 
 @dataclass
@@ -63,6 +65,21 @@ class DiffResult:
     # removal, or has no percentage limit on them (the one check that reads the counts),
     # does not count the groups it did not read
     members_counted: bool = True
+
+
+def _name_problem(value: str) -> str | None:
+    """``name_problem``, with the common case (printable, short, trimmed) decided in C: the
+    diff asks it of every source user and desired group."""
+    if value.isprintable() and 0 < len(value) <= NAME_MAX and value.strip() == value:
+        return None
+    return name_problem(value)
+
+
+def _fits(value: str | None, limit: int) -> bool:
+    """Whether an optional attribute of a new user can be stored as it is: at most ``limit``
+    characters, no control characters."""
+    return value is None or (len(value) <= limit and (
+        value.isprintable() or control_problem(value) is None))
 
 
 def _fresh(text: str) -> str:
@@ -94,6 +111,8 @@ class Differ:
         self._by_rule_groups: dict[str, int] = defaultdict(int)
         self._by_rule_members: dict[str, int] = defaultdict(int)
         self._deleting: dict[str, StoreGroup] = {}  # groups the plan deletes, by id
+        self._bad_names: dict[int, str] = {}  # source users the store would refuse: problem
+        self._trimmed: set[str] = set()  # new users made without an email or display name
 
     # -- groups -----------------------------------------------------------------------------
 
@@ -107,6 +126,12 @@ class Differ:
         """Decide each desired group's store group: key -> (desired, store id or new:ID)."""
         by_target: dict[tuple[str, str], list[DesiredGroup]] = defaultdict(list)
         for d in desired:
+            refused = self._refused(d)
+            if refused:
+                self.result.warnings.append(Warning("invalid_name", (
+                    f"source group {self.index.groups[d.pos].dn!r} maps to {refused}; it is "
+                    "skipped")))
+                continue
             by_target[(d.organisation, d.name)].append(d)
         placed: dict[str, tuple[DesiredGroup, str]] = {}
         # Claims on names held by other groups of this connector: granted when the plan
@@ -143,6 +168,14 @@ class Differ:
                                "it over)")
         self._free_names(placed, waiting, {d.external_id for d in desired})
         return placed
+
+    @staticmethod
+    def _refused(d: DesiredGroup) -> str | None:
+        """Why the store would refuse a desired group's name (None if it would not): the
+        rule of the admin commands (``syncd.store.names``), for sync too. (A rule's
+        organisation is checked with the config.)"""
+        problem = _name_problem(d.name)
+        return f"the name {shown(d.name)}, which {problem}" if problem else None
 
     def _free_names(self, placed: dict[str, tuple[DesiredGroup, str]],
                     waiting: dict[str, tuple[DesiredGroup, str, StoreGroup]],
@@ -272,11 +305,18 @@ class Differ:
         policy = rule.members.unknown_users
         if policy == "skip" or su.disabled:
             return
+        if pos in self._bad_names:
+            return  # never created (warned about once, in run)
         made = self._new_users.get(su.user_name)
         if made is None or (policy == "create" and isinstance(made, InviteUser)):
             cls = InviteUser if policy == "invite" else CreateUser
+            email = su.email if _fits(su.email, EMAIL_MAX) else None
+            display_name = (su.display_name if _fits(su.display_name, DISPLAY_NAME_MAX)
+                            else None)
+            if (email, display_name) != (su.email, su.display_name):
+                self._trimmed.add(su.user_name)
             self._new_users[su.user_name] = cls(
-                su.user_name, su.email, su.external, self.connector, su.display_name,
+                su.user_name, email, su.external, self.connector, display_name,
                 su.external_id)
             if cls is CreateUser:
                 self._created.add(su.user_name)  # final: nothing turns it back
@@ -474,6 +514,10 @@ class Differ:
         # whether two source users share a user name (then a group's may clash)
         self._names_shared = len(set(self._name_of)) != len(self._name_of)
         self._disabled_pos = {pos for pos, u in enumerate(self.index.users) if u.disabled}
+        for pos, name in enumerate(self._name_of):
+            problem = _name_problem(name)
+            if problem and name not in store_users:
+                self._bad_names[pos] = problem
         # the status a membership is added with, for a user in the store
         self._status_of = ["deactivated" if u.disabled else "accepted"
                            for u in self.index.users]
@@ -543,6 +587,7 @@ class Differ:
                       if d.pos in self.resolver.unresolved_roles]
         self.result.warnings.extend(summarise_dangling(
             unresolved, code="dangling_role", what="role value(s) (e.g. owner DNs)"))
+        self.result.warnings.extend(self._user_warnings())
         if compare is not None:
             # The memberships of groups not read, counted by the database; only a
             # percentage limit on member removals uses the counts, so a delta that removes
@@ -559,6 +604,25 @@ class Differ:
             r: (self._by_rule_groups.get(r, 0), self._by_rule_members.get(r, 0))
             for r in set(self._by_rule_groups) | set(self._by_rule_members)}
         return self.result
+
+    def _user_warnings(self) -> list[Warning]:
+        """One warning for the source users never created for their names, one for those
+        created without an email or display name the store cannot hold."""
+        out = []
+        if self._bad_names:
+            first = [f"{shown(self._name_of[pos])} {problem}"
+                     for pos, problem in list(self._bad_names.items())[:3]]
+            out.append(Warning("invalid_user_name", (
+                f"{len(self._bad_names)} source user(s) have a user name the store refuses "
+                f"and are not created: {'; '.join(first)}")))
+        if self._trimmed:
+            names = sorted(self._trimmed)
+            out.append(Warning("invalid_user_attribute", (
+                f"{len(names)} new user(s) have an email longer than {EMAIL_MAX} or a display "
+                f"name longer than {DISPLAY_NAME_MAX} characters, or one with control "
+                f"characters, and are created without it: {', '.join(map(shown, names[:3]))}"
+            )))
+        return out
 
     def _compared(self, by_key: dict[str, DesiredGroup], desired: list[DesiredGroup],
                   touched: Touched | None) -> frozenset[str] | None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from syncd.config.base import Model
 from syncd.config.types import Limit, Regex, Template
+from syncd.store.names import name_problem, shown
 
 
 class Match(Model):
@@ -88,13 +89,20 @@ class Condition(Model):
         return self
 
 
+def _organisation(value: str) -> str:
+    problem = name_problem(value)
+    if problem:
+        raise ValueError(f"organisation {shown(value)} {problem}")
+    return value
+
+
 class GroupTemplate(Model):
     """How a matched source group maps to a local group."""
 
     name: Template = "{name}"
     description: Template = "{description}"
     kind: Literal["standard", "open"] = "standard"
-    organisation: str = "default"
+    organisation: Annotated[str, AfterValidator(_organisation)] = "default"
     icon: Template | None = None
 
 

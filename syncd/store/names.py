@@ -44,7 +44,8 @@ def shown(value: str) -> str:
     return f"{value[:_SHOWN_MAX]!r}… ({len(value)} characters)"
 
 
-def _control_problem(value: str, allowed: frozenset[str] = frozenset()) -> str | None:
+def control_problem(value: str, allowed: frozenset[str] = frozenset()) -> str | None:
+    """The first control character of ``value`` (not in ``allowed``) as a problem, or None."""
     for char in value:
         if char not in allowed and unicodedata.category(char) in _CONTROL_CATEGORIES:
             return f"contains a control character (U+{ord(char):04X})"
@@ -64,19 +65,19 @@ def name_problem(value: str) -> str | None:
     if value.strip() == "":
         return "is blank"
     return (_length_problem(value, NAME_MAX)
-            or _control_problem(value)
+            or control_problem(value)
             or ("has leading or trailing white space" if value != value.strip() else None))
 
 
 def description_problem(value: str) -> str | None:
     """What is wrong with a group's description (new lines and tabs are fine), or None."""
     return (_length_problem(value, DESCRIPTION_MAX)
-            or _control_problem(value, _DESCRIPTION_ALLOWED))
+            or control_problem(value, _DESCRIPTION_ALLOWED))
 
 
 def icon_problem(value: str) -> str | None:
     """What is wrong with a group's icon (a URL or a name), or None."""
-    return _length_problem(value, ICON_MAX) or _control_problem(value)
+    return _length_problem(value, ICON_MAX) or control_problem(value)
 
 
 def _local_part_problem(local: str) -> str | None:
@@ -112,7 +113,7 @@ def _domain_problem(domain: str) -> str | None:
 
 def email_problem(value: str) -> str | None:
     """What is wrong with an email address (one plain address, no display name), or None."""
-    problem = _length_problem(value, EMAIL_MAX) or _control_problem(value)
+    problem = _length_problem(value, EMAIL_MAX) or control_problem(value)
     if problem:
         return problem
     if any(char.isspace() for char in value):

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import jsonschema
 import pytest
+from conftest import Result as Outcome
 from sqlalchemy import inspect, text
 
 from syncd.audit import AuditWriter
@@ -428,8 +429,14 @@ EVERY_COMMAND = [
 ]
 
 
-@pytest.mark.parametrize("kind", ["random", "text", "truncated"])
-@pytest.mark.parametrize("command", EVERY_COMMAND, ids=" ".join)
+# every command on one kind of damage, every kind on a reading and a writing command
+CORRUPTIONS = [*((command, "random") for command in EVERY_COMMAND),
+               *((command, kind) for command in (["groups", "list"], ["sync"])
+                 for kind in ("text", "truncated"))]
+
+
+@pytest.mark.parametrize(("command", "kind"), CORRUPTIONS,
+                         ids=[f"{' '.join(c)}-{k}" for c, k in CORRUPTIONS])
 def test_a_corrupt_store_is_one_line_and_exit_1(run_syncd: RunSyncd,
                                                 sqlite_demo: tuple[Path, Path], kind: str,
                                                 command: list[str]) -> None:
@@ -590,13 +597,26 @@ def assert_refused(run_syncd: RunSyncd, config: Path, url: str, args: list[str],
     assert audit_file.read_text(encoding="utf-8") == audit_before
 
 
+def in_process(*args: str | Path, config: Path | None = None, **_: Any) -> Result:
+    """``syncd -c CONFIG ARGS`` run by click in this process: the same command tree and
+    error handling as the installed command, without starting Python each time."""
+    from click.testing import CliRunner
+
+    from syncd.cli.main import cli
+
+    argv = [*(["-c", str(config)] if config else []), *map(str, args)]
+    result = CliRunner().invoke(cli, argv, catch_exceptions=False)
+    return Outcome(result.exit_code, result.stdout, result.stderr)
+
+
 @pytest.mark.parametrize(("args", "message"), BAD_VALUES)
-def test_bad_names_and_values_are_refused(run_syncd: RunSyncd, eng_store: MakeStore,
-                                          tmp_path: Path, args: list[str],
-                                          message: str) -> None:
-    """Checked on the command line, before the store is opened: SQLite stands for both."""
+def test_bad_names_and_values_are_refused(eng_store: MakeStore, tmp_path: Path,
+                                          args: list[str], message: str) -> None:
+    """Checked on the command line, before the store is opened: SQLite stands for both,
+    and the command runs in this process (``test_bad_names_are_refused_alike_on_both_drivers``
+    runs the installed one)."""
     url = f"sqlite:///{tmp_path / 'syncd.db'}"
-    assert_refused(run_syncd, eng_store(url), url, args, message)
+    assert_refused(in_process, eng_store(url), url, args, message)
 
 
 @pytest.mark.parametrize(("args", "message"), [

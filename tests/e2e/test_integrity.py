@@ -35,9 +35,16 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def ws(tmp_path: Path, store_url: str, run_syncd: RunSyncd) -> Workspace:
-    """A workspace whose config has no safety block: the defaults hold (SQLite and
-    PostgreSQL)."""
+def ws(tmp_path: Path, run_syncd: RunSyncd) -> Workspace:
+    """A workspace whose config has no safety block (the defaults hold), on SQLite: what
+    these tests check happens above the database."""
+    return Workspace(tmp_path, f"sqlite:///{tmp_path / 'state' / 'syncd.db'}", run_syncd)
+
+
+@pytest.fixture
+def both(tmp_path: Path, store_url: str, run_syncd: RunSyncd) -> Workspace:
+    """The same on SQLite and PostgreSQL, where the database takes part (concurrent runs,
+    leases, the rows a deletion takes)."""
     return Workspace(tmp_path, store_url, run_syncd)
 
 
@@ -148,49 +155,49 @@ def test_the_audit_file_catches_up_with_the_store(ws: Workspace, run_syncd: RunS
     assert Counter(r["op"] for r in lines)["add_member"] == 12  # 11 synced, 1 by hand
 
 
-def test_a_deleted_group_takes_its_manual_members_each_with_a_record(ws: Workspace) -> None:
-    ws.sync()
-    assert ws.syncd("members", "add", "sales", "zed", "--role", "owner").code == 0
-    del ws.directory.groups["sales"]
-    ws.write()
-    doc = ws.sync()
+def test_a_deleted_group_takes_its_manual_members_each_with_a_record(both: Workspace) -> None:
+    both.sync()
+    assert both.syncd("members", "add", "sales", "zed", "--role", "owner").code == 0
+    del both.directory.groups["sales"]
+    both.write()
+    doc = both.sync()
     assert sorted(key(c) for c in doc["changes"]) == [
         ("delete_group", "sales", None), ("remove_member", "sales", "bob"),
         ("remove_member", "sales", "dave"), ("remove_member", "sales", "zed")]
-    check_audit(ws, doc)
-    zed = next(r for r in ws.audit(doc["run_id"]) if r["user"] == "zed")
+    check_audit(both, doc)
+    zed = next(r for r in both.audit(doc["run_id"]) if r["user"] == "zed")
     assert zed["before"] == {"role": "owner", "status": "accepted", "origin": "manual"}
-    assert ws.syncd("users", "show", "zed").code == 0  # the user stays
+    assert both.syncd("users", "show", "zed").code == 0  # the user stays
 
 
-def test_a_lease_held_elsewhere_stops_a_sync_with_one_line(ws: Workspace) -> None:
-    ws.sync()
-    engine = open_engine(ws.store_url)
+def test_a_lease_held_elsewhere_stops_a_sync_with_one_line(both: Workspace) -> None:
+    both.sync()
+    engine = open_engine(both.store_url)
     try:
         assert lease.acquire(engine, lease.connector_lease("corp"), "ldap-2.example.org:4242",
                              lease.RUN_TTL)
     finally:
         engine.dispose()
-    ws.directory.groups["sales"].members.append("carol")
-    ws.write()
-    before = ws.tables()
-    doc = ws.sync(code=1)
+    both.directory.groups["sales"].members.append("carol")
+    both.write()
+    before = both.tables()
+    doc = both.sync(code=1)
     assert "being synced by ldap-2.example.org:4242" in doc["connectors"]["corp"]["error"]
-    assert ws.tables()["memberships"] == before["memberships"]
-    assert ws.sync("--dry-run")["status"] == "planned"  # planning needs no lease
+    assert both.tables()["memberships"] == before["memberships"]
+    assert both.sync("--dry-run")["status"] == "planned"  # planning needs no lease
 
 
-def test_two_syncs_at_once_apply_and_audit_each_change_once(ws: Workspace) -> None:
+def test_two_syncs_at_once_apply_and_audit_each_change_once(both: Workspace) -> None:
     for i in range(40):
-        ws.directory.groups[f"team{i}"] = Group(f"team{i}", ENG, ["alice", "bob", "carol"],
+        both.directory.groups[f"team{i}"] = Group(f"team{i}", ENG, ["alice", "bob", "carol"],
                                                 description=f"team {i}")
-    ws.write()
-    ws.sync("--force")
+    both.write()
+    both.sync("--force")
     for i in range(40):
-        ws.directory.groups[f"team{i}"].members.remove("bob")
-    ws.write()
-    argv = [*syncd_command(), "-c", str(ws.config), "sync", "--force", "--format", "json"]
-    procs = [subprocess.Popen(argv, cwd=ws.root, stdout=subprocess.PIPE,
+        both.directory.groups[f"team{i}"].members.remove("bob")
+    both.write()
+    argv = [*syncd_command(), "-c", str(both.config), "sync", "--force", "--format", "json"]
+    procs = [subprocess.Popen(argv, cwd=both.root, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     docs = []
     for proc in procs:
@@ -203,9 +210,9 @@ def test_two_syncs_at_once_apply_and_audit_each_change_once(ws: Workspace) -> No
     assert len(applied) == 1, [(d["status"], d["connectors"]) for d in docs]
     other = next(d for d in docs if d is not applied[0])
     assert other["status"] in ("failed", "no_changes")
-    removals = Counter(key(r) for r in store_audit(ws) if r["op"] == "remove_member")
+    removals = Counter(key(r) for r in store_audit(both) if r["op"] == "remove_member")
     assert removals == Counter(("remove_member", f"eng-team{i}", "bob") for i in range(40))
-    assert ws.audit_file() == store_audit(ws)
+    assert both.audit_file() == store_audit(both)
 
 
 # -- saved plans name the store and config they were made for ------------------------------
@@ -285,34 +292,55 @@ def test_a_forged_change_for_a_manual_group_is_an_error_and_no_record(ws: Worksp
         assert ws.tables()[name] == before[name]
 
 
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, str]:
+    """A synced workspace and a plan saved for it, made once: the tests below spoil copies
+    of the plan, which ``syncd apply`` refuses before it changes anything."""
+    root = tmp_path_factory.mktemp("planned")
+
+    def run(*args: str | Path, config: Path | None = None, cwd: Path | None = None,
+            **kw: Any) -> Any:
+        return run_syncd_command(*args, config=config, cwd=cwd or root, **kw)
+
+    w = Workspace(root, f"sqlite:///{root / 'state' / 'syncd.db'}", run)
+    return w, plan_for(w).read_text(encoding="utf-8")
+
+
+def spoiled(planned: tuple[Workspace, str], tmp_path: Path, edit: Any) -> Path:
+    plan = tmp_path / "plan.json"
+    plan.write_text(planned[1], encoding="utf-8")
+    forge(plan, edit)
+    return plan
+
+
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda c: c.update(op="drop_everything"), "unknown op 'drop_everything'"),
     (lambda c: c.pop("user"), "(add_member) has no 'user'"),
     (lambda c: c.update(role=["owner"]), "'role' has the wrong type"),
     (lambda c: c.update(surprise=1), "unknown field(s) surprise"),
-])
-def test_a_malformed_change_is_one_line_and_exit_2(ws: Workspace, edit: Any,
+], ids=["unknown-op", "missing-field", "wrong-type", "unknown-field"])
+def test_a_malformed_change_is_one_line_and_exit_2(planned: tuple[Workspace, str],
+                                                   tmp_path: Path, edit: Any,
                                                    message: str) -> None:
-    plan = plan_for(ws)
+    w = planned[0]
+    before = w.tables()
 
     def spoil(doc: dict[str, Any]) -> None:
         edit(doc["connectors"]["corp"]["changes"][0])
 
-    forge(plan, spoil)
-    result = ws.syncd("apply", plan)
+    plan = spoiled(planned, tmp_path, spoil)
+    result = w.syncd("apply", plan)
     assert result.code == 2, result
     one_line_error(result, str(plan), "change 1", message)
-    assert "carol" not in ws.groups()["sales"]
+    assert w.tables() == before
 
 
-def test_a_plan_of_an_earlier_version_asks_for_a_new_one(ws: Workspace) -> None:
-    plan = plan_for(ws)
-
+def test_a_plan_of_an_earlier_version_asks_for_a_new_one(planned: tuple[Workspace, str],
+                                                        tmp_path: Path) -> None:
     def old(doc: dict[str, Any]) -> None:
         doc["version"] = 1
 
-    forge(plan, old)
-    result = ws.syncd("apply", plan)
+    result = planned[0].syncd("apply", spoiled(planned, tmp_path, old))
     assert result.code == 2, result
     one_line_error(result, "version 1", "make a new plan")
 

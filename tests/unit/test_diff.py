@@ -954,3 +954,51 @@ def test_member_blocks_hold_the_rows_memberships_gives(engine: Engine) -> None:
     assert [r[1:] for r in rows[gid] if r[1] == dan] == [(dan, "helper", "invited", False)]
     assert len(rows[gid]) == 4 and len(rows[other]) == 2
     assert ours == {gid: 3, other: 1}
+
+
+# -- names the store would refuse -------------------------------------------------------------
+
+
+# (the rules trim what a template renders: blanks at either end never reach the store)
+@pytest.mark.parametrize("name", ["two\nlines", "x" * 201, "tab\tinside",
+                                  "line\u2028separator"])
+def test_a_group_whose_name_the_store_refuses_is_skipped_with_a_warning(
+        engine: Engine, name: str) -> None:
+    result = diff(engine, [rule()], [su("alice")], [sg(name, ["alice"]), sg("fine", ["alice"])])
+    assert ops(result) == [("add_member", "fine", "alice"), ("create_group", "fine"),
+                           ("create_user", "alice")]
+    assert codes(result) == ["invalid_name"]
+    assert "it is skipped" in result.warnings[0].message
+
+
+def test_a_synced_group_renamed_to_a_refused_name_is_kept(engine: Engine) -> None:
+    synced_group(engine, "platform", {"alice": "member"}, ext="gid-platform")
+    result = diff(engine, [rule()], [su("alice")], [sg("plat\rform", ["alice"],
+                                                       ext="gid-platform")])
+    assert ops(result) == []  # neither renamed nor deleted
+    assert codes(result) == ["invalid_name"]
+
+
+def test_a_rule_naming_a_refused_organisation_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match=r"organisation 'a\\tb' contains a control character"):
+        rule(group={"organisation": "a\tb"})
+
+
+def test_a_user_whose_name_the_store_refuses_is_not_created(engine: Engine) -> None:
+    bad = SourceUser(external_id="uid-bad", ref=normalise_dn(user_dn("bad")),
+                     user_name="bad\nname", email="bad@example.org", display_name=None)
+    users = [su("alice"), bad]
+    result = diff(engine, [rule()], users, [sg("team", ["alice", "bad"])])
+    assert ops(result) == [("add_member", "team", "alice"), ("create_group", "team"),
+                           ("create_user", "alice")]
+    assert codes(result) == ["invalid_user_name"]
+    assert "'bad\\nname'" in result.warnings[0].message
+
+
+def test_an_email_or_display_name_the_store_cannot_hold_is_left_out(engine: Engine) -> None:
+    long_mail = SourceUser(external_id="uid-m", ref=normalise_dn(user_dn("m")), user_name="m",
+                           email="m" * 320 + "@example.org", display_name="Em\x07")
+    result = diff(engine, [rule()], [long_mail], [sg("team", ["m"])])
+    created = one(result, "create_user")
+    assert (created["email"], created["display_name"]) == (None, None)
+    assert codes(result) == ["invalid_user_attribute"]
