@@ -71,7 +71,9 @@ def _batches(items: list[Any]) -> Iterator[list[Any]]:
 
 
 class Applier:
-    """Writes one connector's changes; ids of new groups and users are made here."""
+    """Writes one connector's changes; ids of new groups and users are made here. Every
+    statement checks that it changed exactly the rows its changes name, as the plan saw
+    them; otherwise ``StaleChange`` (the caller rolls back, no record is written)."""
 
     def __init__(self, conn: Connection, connector: str, run_id: str, audit: AuditWriter,
                  existing: ExistingState, progress: Progress | None = None) -> None:
@@ -212,14 +214,15 @@ class Applier:
         # Renames may pass names between groups (a chain or a swap): first park each renamed
         # group under its own id, which no other group has as a name, then rename it. The
         # first statement of each change finds its row only as the plan saw it.
-        moved = [c for c in batch if "name" in c.fields or "organisation" in c.fields]
-        for c in moved:
-            found = self.conn.execute(update(GROUPS).where(*self._as_planned(c))
-                                      .values(name=c.key)).rowcount
-            _expect(found, [c])
+        moved = {c.key for c in batch if "name" in c.fields or "organisation" in c.fields}
+        for c in batch:
+            if c.key in moved:
+                found = self.conn.execute(update(GROUPS).where(*self._as_planned(c))
+                                          .values(name=c.key)).rowcount
+                _expect(found, [c])
         for c in batch:
             values = {k: v["new"] for k, v in c.fields.items()}
-            where = [GROUPS.c.id == c.key] if c in moved else self._as_planned(c)
+            where = [GROUPS.c.id == c.key] if c.key in moved else self._as_planned(c)
             found = self.conn.execute(update(GROUPS).where(*where)
                                       .values({"name": c.group, **values, "updated_at": now})
                                       ).rowcount

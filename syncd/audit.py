@@ -27,7 +27,7 @@ RECORDS = tables["audit"]
 # pg_advisory_xact_lock's key for ``commit_order`` (any constant of syncd's own)
 COMMIT_ORDER_LOCK = 0x73796E63_64617564  # "syncdaud"
 BATCHES = tables["audit_batches"]
-# A record's values in the store's row order: the rows the writer keeps, the file's lines.
+# A record's values in the store's row order, as the writer queues them.
 ROW_COLUMNS = ("ts", "run_id", "actor", "op", "group_name", "user_name", "rule", "source",
                "before", "after", "extra")
 # Always the batch's; the batch's when all its records share them; always the record's.
@@ -175,15 +175,17 @@ class AuditWriter:
     def catch_up(self, engine: Engine) -> None:
         """Bring the audit file up to the store before anything is applied; a file that
         cannot be written is an error of the config (nothing is changed)."""
-        if self.file is None:
-            return
-        from syncd.auditfile import AuditFile  # it reads the records back with ``records``
-
         try:
-            AuditFile(self.file).catch_up(engine)
+            self._catch_up(engine)
         except OSError as exc:
             raise UsageError(f"audit.file {self.file}: cannot write it: "
                              f"{exc.strerror or exc}; nothing was changed") from None
+
+    def _catch_up(self, engine: Engine) -> None:
+        from syncd.auditfile import AuditFile  # it reads the records back with ``records``
+
+        if self.file is not None:
+            AuditFile(self.file).catch_up(engine)
 
     def add(self, conn: Connection, record: Audit) -> None:
         """Queue one record in the store (flushed in batches on ``conn``)."""
@@ -219,12 +221,8 @@ class AuditWriter:
     def committed(self, engine: Engine) -> None:
         """The transaction committed: catch the audit file up. A failure to write it is
         logged; the records are in the store and the next catch-up writes them."""
-        if self.file is None:
-            return
-        from syncd.auditfile import AuditFile
-
         try:
-            AuditFile(self.file).catch_up(engine)
+            self._catch_up(engine)
         except OSError as exc:
             log.error("audit.file_behind", path=str(self.file), error=exc.strerror or str(exc))
 
