@@ -27,7 +27,7 @@ from syncd.diff import Differ
 from syncd.errors import SourceError, StaleChange, SyncdError, UsageError
 from syncd.existing import ExistingState
 from syncd.index import SourceIndex
-from syncd.plan import ConnectorPlan, Plan
+from syncd.plan import ConnectorPlan, CreateUser, Plan
 from syncd.rules import (
     Evaluator,
     MemberResolver,
@@ -167,6 +167,7 @@ class SyncEngine:
         if opts.state_digest:
             with self.engine.connect() as conn:
                 result.store_id = store_id(conn)
+        planned_users: set[str] = set()  # users the plans so far create (a dry run)
         for connector in connectors:
             name = connector.config.name
             structlog.contextvars.bind_contextvars(run_id=plan.run_id, connector=name)
@@ -175,6 +176,8 @@ class SyncEngine:
             finally:
                 connector.close()
                 structlog.contextvars.unbind_contextvars("run_id", "connector")
+            if result.dry_run and len(connectors) > 1:
+                _once_per_plan(cp, planned_users)
             plan.connectors[name] = cp
         return result
 
@@ -347,6 +350,20 @@ class SyncEngine:
             log.error("sync.outcome_not_recorded", op=op, error=str(exc))
             return
         self.audit.committed(self.engine)
+
+
+def _once_per_plan(cp: ConnectorPlan, planned_users: set[str]) -> None:
+    """A dry run plans each connector against the store as it is: a user that an earlier
+    connector's plan creates is created there, and not again by this one (a real run plans
+    each connector after the one before has applied; a saved plan applies them in order in
+    one transaction). Adds this plan's new users to ``planned_users`` unless it failed (a
+    failed connector is left out of a saved plan; a blocked one applies with --force)."""
+    if planned_users and any(isinstance(c, CreateUser) and c.user in planned_users
+                             for c in cp.changes):
+        cp.changes = [c for c in cp.changes
+                      if not (isinstance(c, CreateUser) and c.user in planned_users)]
+    if cp.status != "failed":
+        planned_users.update(c.user for c in cp.changes if isinstance(c, CreateUser))
 
 
 @contextmanager

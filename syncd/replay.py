@@ -96,29 +96,26 @@ def _record_blocked(engine: Engine, audit: AuditWriter, plan: Plan, path: Path) 
 
 def _apply(path: Path, engine: Engine, audit: AuditWriter, plan: Plan,
            result: RunResult) -> None:
-    """Every connector's changes in one transaction, its state checked again inside it."""
+    """Every connector's changes in one transaction: all of them, or none. The state each
+    connector's plan was made on is checked again inside it, for all of them before any is
+    applied (one connector's changes move the state the next one reads)."""
     with engine.connect() as conn, foreign_keys_unchecked(conn):
         try:
-            moved = []
-            for name, cp in plan.connectors.items():
-                started = utcnow()
-                existing = ExistingState(conn, name, digest=True)
-                for _ in existing.memberships():
-                    pass
-                if existing.digest() != cp.state_digest:  # moved between check and apply
-                    moved.append(cp)
-                    continue
-                Applier(conn, name, plan.run_id, audit, existing).apply(cp.changes)
-                _insert_run(conn, plan.run_id, cp, started)
-            if moved:  # nothing of the plan is applied
+            moved = [cp for name, cp in plan.connectors.items()
+                     if state_digest(conn, name) != cp.state_digest]
+            if moved:  # the store moved between the check and the transaction
                 conn.rollback()
-                audit.rolled_back()
                 for cp in plan.connectors.values():
                     cp.status = "blocked"
                 for cp in moved:
                     cp.blocked_by = [Blocked("stale_plan", detail="the store changed while "
                                              "applying")]
                 return
+            for name, cp in plan.connectors.items():
+                started = utcnow()
+                existing = ExistingState(conn, name)  # with what the connectors before made
+                Applier(conn, name, plan.run_id, audit, existing).apply(cp.changes)
+                _insert_run(conn, plan.run_id, cp, started)
             conn.commit()
         except StaleChange as exc:
             conn.rollback()
