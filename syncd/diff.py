@@ -145,8 +145,9 @@ class Differ:
                         and holder.external_id == d.external_id]
                 for d in claimants:
                     if d not in keep:
-                        others = ", ".join(repr(self.index.groups[o.pos].dn)
-                                           for o in claimants if o is not d)
+                        # sorted: the source's order differs between full and delta runs
+                        others = ", ".join(sorted(repr(self.index.groups[o.pos].dn)
+                                                  for o in claimants if o is not d))
                         self._conflict(d, f"as do other source groups ({others})")
                 if not keep:
                     continue
@@ -582,6 +583,7 @@ class Differ:
             refs = self.resolver.dangling(d)
             if refs:
                 dangling.append((d.name, refs))
+        self.result.warnings.extend(self.resolver.cycle_warnings(by_key.values()))
         self.result.warnings.extend(summarise_dangling(dangling))
         unresolved = [(d.name, self.resolver.unresolved_roles[d.pos]) for d in by_key.values()
                       if d.pos in self.resolver.unresolved_roles]

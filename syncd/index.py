@@ -299,6 +299,96 @@ class SourceIndex:
                 on_path.discard(path.pop())
         return users, cycles
 
+    def nesting_cycles(self, starts: Iterable[int]) -> list[list[int]]:
+        """One cycle (group positions, from the group with the lowest external id) for each
+        set of groups that nest one another in a circle and are reached from ``starts``
+        through nested groups.
+
+        The answer depends on the groups alone, never on which of them a run happens to
+        look at first: a full run and a delta run over one source warn of the same cycles.
+        Strongly connected components (Tarjan's algorithm, without recursion) find the
+        circles; within each, the shortest way back to that group, children taken in the
+        order of their external ids, is the one shown.
+        """
+        reached: set[int] = set()
+        todo = [p for p in starts if self.members[p].groups]
+        while todo:
+            g = todo.pop()
+            if g not in reached:
+                reached.add(g)
+                todo.extend(self.members[g].groups)
+        cycles = [self._cycle_through(min(c, key=self._stable), c)
+                  for c in self._components(sorted(reached))
+                  if len(c) > 1 or c[0] in self.members[c[0]].groups]
+        return sorted(cycles, key=lambda cycle: self._stable(cycle[0]))
+
+    def _stable(self, pos: int) -> str:
+        """A group's external id: an order of groups that does not hang on positions (a
+        delta run's index holds them in another order than a full run's)."""
+        return self.groups[pos].external_id
+
+    def _components(self, nodes: list[int]) -> list[list[int]]:
+        """The strongly connected components among ``nodes`` (Tarjan, iterative)."""
+        index: dict[int, int] = {}
+        low: dict[int, int] = {}
+        stack: list[int] = []
+        on_stack: set[int] = set()
+        out: list[list[int]] = []
+        for root in nodes:
+            if root in index:
+                continue
+            work = [(root, 0)]
+            while work:
+                g, i = work[-1]
+                if i == 0:
+                    index[g] = low[g] = len(index)
+                    stack.append(g)
+                    on_stack.add(g)
+                children = self.members[g].groups
+                if i < len(children):
+                    work[-1] = (g, i + 1)
+                    child = children[i]
+                    if child not in index:
+                        work.append((child, 0))
+                    elif child in on_stack:
+                        low[g] = min(low[g], index[child])
+                    continue
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[g])
+                if low[g] == index[g]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == g:
+                            break
+                    out.append(sorted(component))
+        return out
+
+    def _cycle_through(self, start: int, component: list[int]) -> list[int]:
+        """The shortest cycle from ``start`` back to it inside ``component`` (breadth
+        first, children in the order of their external ids)."""
+        inside = set(component)
+        came_from: dict[int, int] = {}
+        frontier = [start]
+        while frontier:
+            following = []
+            for g in frontier:
+                for child in sorted(self.members[g].groups, key=self._stable):
+                    if child == start:
+                        path = [g]
+                        while path[-1] != start:
+                            path.append(came_from[path[-1]])
+                        return path[::-1]
+                    if child in inside and child not in came_from:
+                        came_from[child] = g
+                        following.append(child)
+            frontier = following
+        return [start]  # unreachable for a component with a cycle
+
     def direct_count(self, pos: int) -> int:
         """Direct member references that resolve to a user or a group."""
         res = self.members[pos]

@@ -10,7 +10,7 @@ import fnmatch
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -270,18 +270,24 @@ class MemberResolver:
         self._role_groups: dict[tuple[str, bool], set[int]] = {}
         # group position -> role attribute values (e.g. owner DNs) that resolve to nothing
         self.unresolved_roles: dict[int, list[str]] = {}
-        self._cycles_seen: set[frozenset[int]] = set()
+        self._role_positions: set[int] = set()  # role groups flattened through nesting
 
     def _users_of(self, pos: int, nested: bool) -> set[int]:
-        users, cycles = self.index.flatten(pos, nested)
-        for cycle in cycles:
-            key = frozenset(cycle)
-            if key not in self._cycles_seen:
-                self._cycles_seen.add(key)
-                names = " -> ".join(self.index.groups[g].name for g in [*cycle, cycle[0]])
-                self.warnings.append(Warning("nesting_cycle", f"nested groups form a cycle: "
-                                             f"{names}; each group is counted once"))
-        return users
+        return self.index.flatten(pos, nested)[0]
+
+    def cycle_warnings(self, desired: Iterable[DesiredGroup]) -> list[Warning]:
+        """``nesting_cycle``: one warning for each circle of nested groups that the desired
+        groups of flattening rules (and the role groups they flattened) reach, the same on
+        every run over the same source (a delta run compares only some groups' members, but
+        warns of the same cycles)."""
+        starts = [*(d.pos for d in desired if d.rule.members.nested == "flatten"),
+                  *self._role_positions]
+        out = []
+        for cycle in self.index.nesting_cycles(starts):
+            names = " -> ".join(self.index.groups[g].name for g in [*cycle, cycle[0]])
+            out.append(Warning("nesting_cycle", f"nested groups form a cycle: {names}; each "
+                               "group is counted once"))
+        return out
 
     def _role_group(self, value: str, nested: bool) -> set[int]:
         key = (value, nested)
@@ -298,6 +304,8 @@ class MemberResolver:
                 self._role_groups[key] = set()
             else:
                 self._role_groups[key] = self._users_of(pos, nested)
+                if nested:
+                    self._role_positions.add(pos)
         return self._role_groups[key]
 
     def _role_attribute(self, pos: int, attribute: str, nested: bool) -> set[int]:

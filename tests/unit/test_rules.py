@@ -526,8 +526,8 @@ def test_a_nesting_cycle_is_reported_once_and_members_counted_once() -> None:
     assert got["board"] == {"alice": "member", "bob": "member"}
     assert got["reviewers"] == {"alice": "member", "bob": "member"}
     assert got["all"] == {"alice": "member", "bob": "member", "carol": "member"}
-    cycles = [w for w in warnings if w.code == "nesting_cycle"]
-    assert len(cycles) == 1
+    cycles = resolver.cycle_warnings(desired([rule("r")], index).values())
+    assert [w.code for w in cycles] == ["nesting_cycle"]
     assert "board" in cycles[0].message
     assert "reviewers" in cycles[0].message
 
@@ -537,11 +537,29 @@ def test_no_cycle_warning_when_nesting_is_ignored() -> None:
         group("a", members=[user_dn("alice"), gdn("b")]),
         group("b", members=[gdn("a")]),
     ])
-    warnings: list[Warning] = []
-    resolver = MemberResolver(index, normalise_dn, warnings)
-    for d in desired([rule("r", members={"nested": "ignore"})], index).values():
+    resolver = MemberResolver(index, normalise_dn, [])
+    wanted = desired([rule("r", members={"nested": "ignore"})], index)
+    for d in wanted.values():
         resolver.members(d)
-    assert warnings == []
+    assert resolver.cycle_warnings(wanted.values()) == []
+    flattened = desired([rule("r")], index)
+    assert [w.code for w in resolver.cycle_warnings(flattened.values())] == ["nesting_cycle"]
+
+
+def test_cycles_are_the_same_whichever_group_is_looked_at_first() -> None:
+    index = index_of([user("alice")], [
+        group("a", members=[gdn("b")]), group("b", members=[gdn("c"), gdn("a")]),
+        group("c", members=[gdn("a")]), group("self", members=[gdn("self")]),
+        group("top", members=[gdn("a"), user_dn("alice")]),
+        group("x", members=[gdn("y")]), group("y", members=[gdn("x")]),  # not reached
+    ])
+    pos = {g.name: i for i, g in enumerate(index.groups)}
+    expected = sorted([[pos["a"], pos["b"]], [pos["self"]]])
+    for starts in ([pos["top"], pos["self"]], [pos["self"], pos["c"]],
+                   [pos["b"], pos["self"], pos["top"]]):
+        assert sorted(index.nesting_cycles(starts)) == expected
+    assert index.nesting_cycles([pos["x"]]) == [[pos["x"], pos["y"]]]
+    assert index.nesting_cycles([]) == []
 
 
 def test_dangling_members_are_listed_and_summarised() -> None:
