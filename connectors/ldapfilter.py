@@ -6,6 +6,10 @@ case-insensitively (``objectClass`` too), ``~=`` is equality, and ``>=``/``<=`` 
 numbers as numbers. An assertion value that is not UTF-8 after unescaping (``\\af\\03``,
 e.g. an objectGUID) is compared byte for byte. Of the extensible matches, the case rules
 and Active Directory's bitwise rules are understood; the others are refused when compiled.
+
+``(objectClass=X)`` (and ``~=``) matches an entry of class X or of any class derived from it,
+as a server does, with the standard hierarchy of ``connectors/objectclass.py``; a class that
+table does not know matches literally.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.objectclass import TOP_NAMES, satisfying
 from syncd.config.types import check_ldap_filter
 
 Value = bytes | str
@@ -131,6 +136,8 @@ def _compile(node: Any, names: set[str], text: str) -> Test:
     names.add(attr)
     if tag == _PRESENT:
         return lambda entry: bool(entry.get(attr))
+    if tag in (_EQUAL, _APPROX) and attr == "objectclass":
+        return _object_class(unescape(assertion["value"]))
     if tag in (_EQUAL, _APPROX):
         return _equality(attr, unescape(assertion["value"]))
     if tag in (_GE, _LE):
@@ -152,6 +159,18 @@ def _equality(attr: str, raw: bytes) -> Test:
         return _raw(value) == raw  # binary on either side: byte for byte
 
     return lambda entry: any(compare(v) for v in entry.get(attr, ()))
+
+
+def _object_class(raw: bytes) -> Test:
+    """``(objectClass=X)``: the entry names X or a class derived from X (the set of those
+    names is made once here, so that each entry costs a set look-up per class it names)."""
+    wanted = fold(raw)
+    if not isinstance(wanted, str):
+        return _equality("objectclass", raw)
+    if wanted in TOP_NAMES:  # every class derives from top, known to the table or not
+        return lambda entry: bool(entry.get("objectclass"))
+    accepted = satisfying(wanted)
+    return lambda entry: any(fold(v) in accepted for v in entry.get("objectclass", ()))
 
 
 def _exact(attr: str, raw: bytes) -> Test:

@@ -4,6 +4,7 @@ Supported: an optional ``version: 1`` line, comments, folded lines (a continuati
 starts with one space), ``attr:: base64`` values, blank lines between records and CRLF line
 ends. Change records (``changetype:``, ``control:``) and ``attr:< URL`` values are refused.
 Every problem is an ``LdifSyntaxError`` (a ``SourceError``) whose message starts ``FILE:LINE:``.
+``DuplicateDns`` tells the records that give a DN an earlier record gave.
 
 One record (with the comments before it) may hold at most ``MAX_RECORD_BYTES``; a longer one,
 or a longer line, fails there, and the file is read no further: a path that points at an
@@ -58,6 +59,41 @@ class LdifRecord:
         """The first value of attribute ``name``, or None when absent."""
         values = self.attrs.get(name.lower())
         return values[0] if values else None
+
+
+@dataclass(slots=True)
+class Repeat:
+    """A DN given by more than one record: as the first repeat spells it, the lines of the
+    records (the first ``DuplicateDns.LINES_KEPT``) and how many there are."""
+
+    dn: str
+    lines: list[int]
+    count: int
+
+
+class DuplicateDns:
+    """Tells the records that repeat an earlier record's DN, keyed by the caller's normal
+    form of the DN; ``repeats`` holds each such DN, in the order they were found."""
+
+    LINES_KEPT = 10  # a DN given a million times costs no more than one given ten times
+
+    def __init__(self) -> None:
+        self._first: dict[str, int] = {}  # each key -> the line of its first record
+        self.repeats: dict[str, Repeat] = {}
+
+    def is_repeat(self, key: str, record: LdifRecord) -> bool:
+        """True when an earlier record had ``key``; it is noted in ``repeats``."""
+        first = self._first.setdefault(key, record.line)  # one look-up for the usual case
+        if first == record.line:
+            return False
+        repeat = self.repeats.get(key)
+        if repeat is None:
+            self.repeats[key] = Repeat(record.dn, [first, record.line], 2)
+        else:
+            repeat.count += 1
+            if len(repeat.lines) < self.LINES_KEPT:
+                repeat.lines.append(record.line)
+        return True
 
 
 def value_text(value: bytes) -> str:

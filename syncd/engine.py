@@ -74,6 +74,7 @@ class Pulled:
     cursor: dict[str, Any] | None
     from_source: bool = True
     touched: mirror.Touched | None = None  # a delta's entries: what the mirror rewrites
+    warnings: list[Warning] = field(default_factory=list)  # the connector's own
 
 
 def peak_memory_mib() -> float:
@@ -145,9 +146,11 @@ class SyncEngine:
                 delta = connector.begin_delta(cursor)
                 if delta is not None:
                     index, touched = mirror.with_delta(conn, name, delta)
-                    return Pulled(index, "delta", delta.cursor, touched=touched)
+                    return Pulled(index, "delta", delta.cursor, touched=touched,
+                                  warnings=delta.warnings)
         snap = connector.snapshot()
-        return Pulled(SourceIndex.build(snap.users, snap.groups), "full", snap.cursor)
+        return Pulled(SourceIndex.build(snap.users, snap.groups), "full", snap.cursor,
+                      warnings=snap.warnings)
 
     # -- a run ------------------------------------------------------------------------------
 
@@ -268,7 +271,7 @@ class SyncEngine:
             diff = Differ(name, pulled.index, applicable, resolver, existing).run(
                 desired, touched,
                 share_limits=safety.member_share_limit(self.config.safety, applicable))
-            cp.changes, cp.warnings = diff.changes, diff.warnings
+            cp.changes, cp.warnings = diff.changes, pulled.warnings + diff.warnings
             cp.managed_groups, cp.managed_members = diff.managed_groups, diff.managed_members
             cp.managed_by_rule = diff.managed_by_rule
             cp.state_digest = existing.digest()

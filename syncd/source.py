@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # syncd.rules imports this module
+    from syncd.rules import Warning
 
 NAME_REF_PREFIX = "name:"
 
@@ -52,12 +55,16 @@ class Snapshot:
     """A complete pull: iterating both streams to the end without error means complete.
 
     The iterators raise ``SourceError`` on any failure (unreachable, a page lost, a limit
-    exceeded); the engine then fails the run and changes nothing.
+    exceeded); the engine then fails the run and changes nothing. ``warnings`` are what the
+    connector found worth saying without failing (a duplicate entry, a filter that matched
+    nothing): the connector fills the list as the streams are read, so it is complete once
+    both are read to the end; the engine adds them to the run's warnings.
     """
 
     users: Iterable[SourceUser]
     groups: Iterable[SourceGroup]
     cursor: dict[str, Any] | None = None
+    warnings: list[Warning] = field(default_factory=list)
 
 
 # What a delta still finding its removals gives once done: removed user ids, removed group
@@ -72,7 +79,7 @@ class Delta:
     A connector may return it from ``begin_delta`` while it is still finding the removals
     (a scan of the source): ``pending`` then gives them, and the cursor, and ``settle``
     fills them in. Until then ``removed_users``, ``removed_groups`` and ``cursor`` are not
-    to be read.
+    to be read. ``warnings`` as for ``Snapshot``.
     """
 
     users: Iterable[SourceUser]
@@ -81,6 +88,7 @@ class Delta:
     removed_groups: Iterable[str]
     cursor: dict[str, Any]
     pending: Callable[[], Removals] | None = field(default=None, repr=False)
+    warnings: list[Warning] = field(default_factory=list)
 
     def settle(self) -> None:
         """Wait for removals still being found, and fill them in (raises what finding

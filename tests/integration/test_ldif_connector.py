@@ -588,3 +588,184 @@ def test_demo_directory_groups(demo: LdifConnector) -> None:
     assert teams["platform"].attributes["owner"] == ["uid=carol,ou=people,dc=example,dc=org"]
     assert all(people[m] for m in teams["partner-portal"].members)
     assert "Nordwind Consulting" in teams["partner-portal"].description   # a folded line
+
+
+# -- object classes, filters that match nothing, duplicate entries (issue 17) -----------------
+
+def read_all(connector: LdifConnector) -> tuple[list[SourceUser], list[SourceGroup],
+                                               list[tuple[str, str]]]:
+    """Both streams of one snapshot read to the end, and its warnings as (code, message)."""
+    snap = connector.snapshot()
+    found_users, found_groups = list(snap.users), list(snap.groups)
+    return found_users, found_groups, [(w.code, w.message) for w in snap.warnings]
+
+
+def person(uid: str, *object_classes: str, parent: str = f"ou=people,{BASE}") -> str:
+    """A user record naming only ``object_classes``."""
+    lines = [f"dn: uid={uid},{parent}", *(f"objectClass: {c}" for c in object_classes),
+             f"uid: {uid}", f"cn: {uid.title()}", "sn: X", f"mail: {uid}@example.org",
+             f"entryUUID: {uuid.uuid5(uuid.NAMESPACE_DNS, uid)}"]
+    return "\n".join(lines) + "\n\n"
+
+
+PEOPLE_OU = f"dn: ou=people,{BASE}\nobjectClass: organizationalUnit\nou: people\n\n"
+
+
+@pytest.mark.parametrize(("schema", "users_filter", "object_classes"), [
+    ("rfc4519", None, ["OpenLDAPperson"]),                        # a subclass of the default
+    ("rfc4519", "(objectClass=person)", ["inetOrgPerson"]),
+    ("rfc4519", "(objectClass=organizationalPerson)", ["inetOrgPerson"]),
+    ("rfc4519", "(objectClass=2.5.6.6)", ["inetOrgPerson"]),
+    ("rfc2307", "(objectClass=person)", ["inetOrgPerson", "posixAccount"]),
+    ("ad", "(&(objectClass=organizationalPerson)(!(objectClass=computer)))", ["user"]),
+])
+def test_a_user_naming_only_a_subclass_of_the_filter_class_is_a_user(
+        tmp_path: Path, schema: str, users_filter: str | None,
+        object_classes: list[str]) -> None:
+    uid_attr = "sAMAccountName" if schema == "ad" else "uid"
+    ldif = PEOPLE_OU + person("ann", *object_classes).replace("uid: ann", f"{uid_attr}: ann")
+    ldif += group("staff", f"ou=groups,{BASE}", [f"uid=ann,ou=people,{BASE}"])
+    users_search = {"base": f"ou=people,{BASE}"}
+    if users_filter is not None:
+        users_search["filter"] = users_filter
+    found_users, _, warnings = read_all(make(
+        tmp_path, ldif, schema=schema, users=users_search,
+        groups={"base": f"ou=groups,{BASE}", "filter": "(objectClass=groupOfNames)"},
+        attributes={"id": "entryUUID"}))
+    assert [u.user_name for u in found_users] == ["ann"]
+    assert warnings == []
+
+
+def test_ad_computers_are_not_users(tmp_path: Path) -> None:
+    ldif = PEOPLE_OU + person("ann", "user") + person("pc1", "computer")
+    ldif = ldif.replace("uid: ", "sAMAccountName: ")
+    found_users, _, _ = read_all(make(tmp_path, ldif, schema="ad",
+                                      users={"base": f"ou=people,{BASE}"},
+                                      attributes={"id": "entryUUID"}))
+    assert [u.user_name for u in found_users] == ["ann"]
+
+
+def test_a_users_filter_that_matches_nothing_warns_with_the_classes_seen(
+        tmp_path: Path) -> None:
+    ldif = (PEOPLE_OU + person("ann", "account", "posixAccount")
+            + person("ben", "top", "Account", "posixAccount", "shadowAccount")
+            + group("staff", f"ou=groups,{BASE}", [f"uid=ann,ou=people,{BASE}"]))
+    found_users, found_groups, warnings = read_all(make(
+        tmp_path, ldif, users={"base": f"ou=People,{BASE}"}))
+    assert found_users == []
+    assert [g.name for g in found_groups] == ["staff"]
+    assert warnings == [(
+        "filter_matched_nothing",
+        "ldif connector 't': the users filter (the rfc4519 default) "
+        "'(objectClass=inetOrgPerson)' matched none of the 3 entries under base "
+        f"'ou=People,{BASE}' in {tmp_path / 'dir.ldif'}; object classes there: account, "
+        "organizationalUnit, posixAccount, shadowAccount, top")]
+
+
+def test_a_groups_filter_that_matches_nothing_names_its_own_filter(tmp_path: Path) -> None:
+    ldif = (f"dn: cn=staff,ou=groups,{BASE}\nobjectClass: posixGroup\ncn: staff\n"
+            "gidNumber: 10\n\n" + user("ann"))
+    _, found_groups, warnings = read_all(make(
+        tmp_path, ldif, groups={"base": f"ou=groups,{BASE}", "scope": "one",
+                                "filter": "(objectClass=groupOfNames)"}))
+    assert found_groups == []
+    assert warnings == [(
+        "filter_matched_nothing",
+        "ldif connector 't': the groups filter '(objectClass=groupOfNames)' did not match "
+        f"the one entry under base 'ou=groups,{BASE}' (scope one) in {tmp_path / 'dir.ldif'}; "
+        "object classes there: posixGroup")]
+
+
+def test_entries_without_object_classes_are_said_to_have_none(tmp_path: Path) -> None:
+    ldif = f"dn: cn=a,ou=groups,{BASE}\ncn: a\n\ndn: cn=b,ou=groups,{BASE}\ncn: b\n\n"
+    _, _, warnings = read_all(make(tmp_path, ldif, groups={"base": f"ou=groups,{BASE}"}))
+    (message,) = [m for _, m in warnings if "groups filter" in m]
+    assert message.endswith(f"matched none of the 2 entries under base 'ou=groups,{BASE}' in "
+                            f"{tmp_path / 'dir.ldif'}; no objectClass there")
+
+
+def test_many_classes_seen_are_cut_short(tmp_path: Path) -> None:
+    ldif = PEOPLE_OU + "".join(person(f"u{i}", f"class{i:02}") for i in range(15))
+    _, _, warnings = read_all(make(tmp_path, ldif, users={"base": f"ou=people,{BASE}"}))
+    (message,) = [m for _, m in warnings if "users filter" in m]
+    assert message.endswith("object classes there: class00, class01, class02, class03, "
+                            "class04, class05, class06, class07, class08, class09 and 6 more")
+
+
+@pytest.mark.parametrize("config", [
+    {},                                                         # both filters match
+    {"users": {"base": f"ou=nobody,{BASE}"}},                   # nothing under the base
+    {"groups": {"base": f"cn=top,ou=groups,{BASE}", "scope": "one"}},
+])
+def test_no_filter_warning_when_something_matched_or_nothing_was_there(
+        tmp_path: Path, config: dict[str, Any]) -> None:
+    _, _, warnings = read_all(make(tmp_path, TREE, **config))
+    assert warnings == []
+
+
+def test_a_duplicate_dn_warns_with_both_lines_and_the_first_entry_wins(tmp_path: Path) -> None:
+    again_ann = user("ann").replace(f"dn: uid=ann,ou=people,{BASE}",
+                                    f"dn: UID=Ann, OU=People,{BASE}").replace(
+                                        "mail: ann@", "mail: other@")
+    again_top = group("top", f"ou=groups,{BASE}", [], extra="description: again")
+    ldif = TREE + again_ann + again_top
+    found_users, found_groups, warnings = read_all(make(tmp_path, ldif))
+    path = tmp_path / "dir.ldif"
+    ann_lines = (line_of(ldif, f"uid=ann,ou=people,{BASE}"),
+                 line_of(ldif, f"UID=Ann, OU=People,{BASE}"))
+    top_first = line_of(ldif, f"cn=top,ou=groups,{BASE}")
+    top_again = ldif.splitlines().index(f"dn: cn=top,ou=groups,{BASE}", top_first) + 1
+    assert warnings == [
+        ("duplicate_entry",
+         f"ldif connector 't': {path}: the DN 'UID=Ann, OU=People,{BASE}' is given at lines "
+         f"{ann_lines[0]} and {ann_lines[1]}; the entry at line {ann_lines[0]} is used, the "
+         "others are ignored"),
+        ("duplicate_entry",
+         f"ldif connector 't': {path}: the DN 'cn=top,ou=groups,{BASE}' is given at lines "
+         f"{top_first} and {top_again}; the entry at line {top_first} is used, the others "
+         "are ignored"),
+    ]
+    assert [(u.user_name, u.email) for u in found_users] == [
+        ("ann", "ann@example.org"), ("ben", "ben@example.org")]
+    assert sorted(g.name for g in found_groups) == ["deep", "eng", "other", "top"]
+    assert next(g for g in found_groups if g.name == "top").description == ""
+
+
+def test_a_dn_given_many_times_is_one_warning(tmp_path: Path) -> None:
+    ben = user("ben", f"ou=partners,ou=people,{BASE}")
+    ldif = TREE + ben * 12
+    found_users, _, warnings = read_all(make(tmp_path, ldif))
+    assert [u.user_name for u in found_users] == ["ann", "ben"]
+    (message,) = [m for code, m in warnings if code == "duplicate_entry"]
+    first = line_of(ldif, f"uid=ben,ou=partners,ou=people,{BASE}")
+    copies = [len(TREE.splitlines()) + 1 + i * len(ben.splitlines()) for i in range(9)]
+    assert f"is given at lines {first}, {', '.join(map(str, copies))}, ... (13 records); " \
+        f"the entry at line {first} is used" in message
+
+
+def test_beyond_twenty_duplicate_dns_the_rest_are_summarised(tmp_path: Path) -> None:
+    extra = "".join(user(f"u{i:02}") for i in range(25))
+    ldif = TREE + extra + extra
+    found_users, _, warnings = read_all(make(tmp_path, ldif))
+    assert len(found_users) == 27
+    assert [code for code, _ in warnings] == ["duplicate_entry"] * 21
+    first_of_rest = line_of(ldif, f"uid=u20,ou=people,{BASE}")
+    assert warnings[-1][1] == (
+        f"ldif connector 't': {tmp_path / 'dir.ldif'}: 5 more DNs are each given by more "
+        f"than one record (the next at lines {first_of_rest} and "
+        f"{first_of_rest + len(extra.splitlines())}); the first entry of each is used")
+
+
+def test_warnings_are_not_repeated_when_the_streams_are_read_again(tmp_path: Path) -> None:
+    ldif = TREE + user("ann") + f"dn: ou=x,{BASE}\nobjectClass: organizationalUnit\n\n"
+    snap = make(tmp_path, ldif, groups={"base": f"ou=x,{BASE}"}).snapshot()
+    for _ in range(2):
+        assert len(list(snap.users)) == 2
+        assert list(snap.groups) == []
+    assert sorted(w.code for w in snap.warnings) == ["duplicate_entry", "filter_matched_nothing"]
+
+
+def test_the_demo_directory_has_nothing_to_warn_about(demo: LdifConnector) -> None:
+    snap = demo.snapshot()
+    assert (len(list(snap.users)), len(list(snap.groups))) == (40, 13)
+    assert snap.warnings == []

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from connectors.ldapfilter import FilterError, compile_filter, unescape
+from connectors.objectclass import SUPERIORS
 
 GUID = uuid.UUID("00112233-4455-6677-8899-aabbccddeeff")
 
@@ -195,3 +196,74 @@ def test_undecodable_value_only_matches_byte_for_byte() -> None:
     assert matches(r"(x=\ffAB)", entry)
     assert not matches(r"(x=\ffab)", entry)
     assert matches(r"(x=\ff*)", entry)
+
+
+# -- object class inheritance (issue 17, item 3) -------------------------------------------
+
+def classes(*names: str) -> dict[str, list[bytes | str]]:
+    """An entry holding only these object classes."""
+    return {"objectclass": [n.encode() for n in names]}
+
+
+@pytest.mark.parametrize(("text", "entry_classes", "expected"), [
+    # a subclass satisfies its superiors, at any depth
+    ("(objectClass=person)", ["inetOrgPerson"], True),
+    ("(objectClass=organizationalPerson)", ["inetOrgPerson"], True),
+    ("(objectClass=person)", ["residentialPerson"], True),
+    ("(objectClass=person)", ["OpenLDAPperson"], True),
+    ("(objectClass=inetOrgPerson)", ["OpenLDAPperson"], True),    # two superiors
+    ("(objectClass=pilotPerson)", ["OpenLDAPperson"], True),
+    # never the other way round, nor sideways
+    ("(objectClass=inetOrgPerson)", ["person"], False),
+    ("(objectClass=inetOrgPerson)", ["organizationalPerson"], False),
+    ("(objectClass=organizationalPerson)", ["residentialPerson"], False),
+    ("(objectClass=groupOfNames)", ["groupOfUniqueNames"], False),
+    ("(objectClass=posixAccount)", ["inetOrgPerson"], False),
+    # two names of one class (RFC 1274)
+    ("(objectClass=pilotPerson)", ["newPilotPerson"], True),
+    ("(objectClass=newPilotPerson)", ["pilotPerson"], True),
+    # class names and OIDs, on either side, in any case
+    ("(objectClass=PERSON)", ["INETORGPERSON"], True),
+    ("(objectClass=2.5.6.6)", ["inetOrgPerson"], True),
+    ("(objectClass=person)", ["2.16.840.1.113730.3.2.2"], True),
+    ("(objectClass=2.5.6.7)", ["person"], False),
+    ("(objectClass~=person)", ["inetOrgPerson"], True),           # approx is equality
+    # Active Directory: computer is a user is an organizationalPerson
+    ("(objectClass=user)", ["computer"], True),
+    ("(objectClass=organizationalPerson)", ["user"], True),
+    ("(objectClass=person)", ["computer"], True),
+    ("(&(objectClass=user)(!(objectClass=computer)))", ["user"], True),
+    ("(&(objectClass=user)(!(objectClass=computer)))", ["computer"], False),
+    ("(objectClass=group)", ["user"], False),
+    # top: every entry with a class, known or not
+    ("(objectClass=top)", ["organizationalUnit"], True),
+    ("(objectClass=2.5.6.0)", ["siteSpecificThing"], True),
+    ("(objectClass=top)", [], False),
+    # a class the table does not know: literal, as before
+    ("(objectClass=examplePerson)", ["examplePerson"], True),
+    ("(objectClass=examplePerson)", ["inetOrgPerson"], False),
+    ("(objectClass=person)", ["examplePerson"], False),
+])
+def test_object_class_matches_its_subclasses(text: str, entry_classes: list[str],
+                                             expected: bool) -> None:
+    assert matches(text, classes(*entry_classes)) is expected
+
+
+def test_object_class_inheritance_is_only_for_equality() -> None:
+    # substring and ordering assertions on objectClass stay literal text comparisons
+    assert matches("(objectClass=inet*)", classes("inetOrgPerson"))
+    assert not matches("(objectClass=pers*)", classes("inetOrgPerson"))
+
+
+def test_other_attributes_do_not_inherit() -> None:
+    assert not matches("(description=person)", {"description": [b"inetOrgPerson"]})
+
+
+def test_the_class_table_is_whole() -> None:
+    # every superior named is in the table, and names of one class share its superiors
+    by_oid: dict[str, tuple[str, ...]] = {}
+    for name, (oid, superiors) in SUPERIORS.items():
+        assert all(sup in SUPERIORS for sup in superiors), name
+        assert by_oid.setdefault(oid, superiors) == superiors, name
+    assert SUPERIORS["top"] == ("2.5.6.0", ())
+    assert all(name == "top" or superiors for name, (_, superiors) in SUPERIORS.items())

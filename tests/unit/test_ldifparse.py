@@ -266,3 +266,30 @@ def test_endless_white_space_is_not_a_blank_line(monkeypatch: pytest.MonkeyPatch
     path.write_bytes(b"dn: cn=a\n\n" + b" " * 5_000)
     with pytest.raises(LdifSyntaxError, match=rf"^{path}:3: line longer than 1000 bytes"):
         list(read_ldif(path))
+
+
+# -- records that repeat a DN (issue 17, item 5b) ------------------------------------------
+
+def test_duplicate_dns_tells_the_repeats_of_a_dn_and_keeps_their_lines() -> None:
+    seen = ldifparse.DuplicateDns()
+    records = parse("dn: cn=a\n\ndn: cn=b\n\ndn: CN=A\n\ndn: cn=a\n\ndn: cn=c\n")
+    keys = ["cn=a", "cn=b", "cn=a", "cn=a", "cn=c"]   # as the connector normalises them
+    assert [seen.is_repeat(key, r) for key, r in zip(keys, records, strict=True)] == [
+        False, False, True, True, False]
+    (repeat,) = seen.repeats.values()
+    assert (repeat.dn, repeat.lines, repeat.count) == ("CN=A", [1, 5, 7], 3)
+
+
+def test_duplicate_dns_keeps_a_bounded_number_of_lines() -> None:
+    seen = ldifparse.DuplicateDns()
+    for line in range(1, 1001):
+        seen.is_repeat("cn=a", LdifRecord(dn="cn=a", line=line))
+    (repeat,) = seen.repeats.values()
+    assert repeat.count == 1000
+    assert repeat.lines == list(range(1, ldifparse.DuplicateDns.LINES_KEPT + 1))
+
+
+def test_no_duplicates_no_repeats() -> None:
+    seen = ldifparse.DuplicateDns()
+    assert not any(seen.is_repeat(r.dn, r) for r in parse(TWO_RECORDS))
+    assert seen.repeats == {}
