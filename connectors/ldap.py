@@ -7,6 +7,13 @@ over the mirror of the last one. Any failure (server down, bind refused, a conne
 between pages, a size or time limit, a referral) is a ``SourceError``: the run changes
 nothing. Transient network errors retry the whole pull, with backoff, up to ``retries``.
 
+Search continuation references (a referral object in scope; Active Directory's other
+partitions below a domain root) are not followed: the entries behind them are held by
+another partition or server. They are counted and logged once per run
+(``ldap.continuation_references``), or fail the run with ``referrals: fail``. A search
+whose base is itself held elsewhere (a referral as its result) always fails. Aliases are
+not dereferenced unless ``aliases`` says so.
+
 Member DNs outside the configured bases are read one by one (a base-scope read with the
 user filter); a member DN that does not exist is a warning. With Active Directory, members
 whose *primary group* is a group (``primaryGroupID``, "Domain Users" for most) are not in
@@ -57,7 +64,15 @@ from connectors.ldapcommon import (
     Search,
 )
 from connectors.ldapmap import Attrs, Mapper, fast_normalise_dn, id_text, value_text
-from connectors.ldaptransport import Endpoint, Ldap3Transport, Transport, TransportError
+from connectors.ldaptransport import (
+    Aliases,
+    Endpoint,
+    Ldap3Transport,
+    References,
+    Referrals,
+    Transport,
+    TransportError,
+)
 from syncd.config.base import Model
 from syncd.config.types import Duration
 from syncd.connector import Connector, ConnectorConfig
@@ -120,6 +135,14 @@ class LdapConfig(ConnectorConfig):
     delta_overlap: Duration = Field("5m", description="generic LDAP deltas re-read entries "
                                     "changed this long before the last run started (allows "
                                     "for clock skew between syncd and the server)")
+    referrals: Referrals = Field(
+        "ignore", description="search continuation references (entries held by another "
+        "partition or server, never followed): ignore them (counted and logged once per "
+        "run) or fail the run", examples=["fail"])
+    aliases: Aliases = Field(
+        "never", description="alias dereferencing in searches: never; search (aliases "
+        "below the base); always (the base too). Dereferenced entries may lie outside "
+        "the bases", examples=["search"])
 
     @field_validator("groups", "users")
     @classmethod
@@ -252,7 +275,7 @@ class LdapConnector(Connector):
             sasl_external=s.sasl == "external", allow_insecure=s.allow_insecure,
             connect_timeout=parse_duration(s.timeouts.connect).total_seconds(),
             operation_timeout=parse_duration(s.timeouts.operation).total_seconds(),
-            page_size=s.page_size)
+            page_size=s.page_size, aliases=s.aliases, referrals=s.referrals)
 
     def _path(self, value: str | None) -> str | None:
         if value is None:
@@ -260,14 +283,19 @@ class LdapConnector(Connector):
         path = Path(value).expanduser()
         return str(path if path.is_absolute() else self.base_dir / path)
 
-    def _attempt(self, work: Callable[[Transport], T]) -> T:
-        """Run ``work`` on a fresh connection; retry it whole on transient errors."""
+    def _attempt(self, work: Callable[[Transport], T],
+                 references: References | None = None) -> T:
+        """Run ``work`` on a fresh connection; retry it whole on transient errors. The
+        continuation references of the attempt that succeeds are added to ``references``."""
         name, retries = self.settings.name, self.settings.retries
         for attempt in range(retries + 1):
             transport: Transport | None = None
             try:
                 transport = self.transport_factory(self.endpoint())
-                return work(transport)
+                result = work(transport)
+                if references is not None:
+                    references.merge(transport.references)
+                return result
             except TransportError as exc:
                 if exc.transient and attempt < retries:
                     delay = min(0.5 * 2 ** attempt, 8.0)
@@ -288,11 +316,21 @@ class LdapConnector(Connector):
     def _locate(self) -> str:
         return self.settings.url
 
+    def _log_references(self, found: References) -> None:
+        """One event a run for the continuation references its searches met."""
+        if found.count:
+            log.info("ldap.continuation_references", **found.as_dict(),
+                     server=self.settings.url, hint="not followed: the entries there are "
+                     "held by another partition or server (referrals: fail refuses them)")
+
     # -- full runs -------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
         """Everything in scope, read completely before the engine sees any of it."""
-        return self._attempt(self._full)
+        found = References()
+        snapshot = self._attempt(self._full, found)
+        self._log_references(found)
+        return snapshot
 
     def _full(self, t: Transport) -> Snapshot:
         started = datetime.now(UTC)
@@ -311,7 +349,7 @@ class LdapConnector(Connector):
                 gc.enable()
         cursor = self._cursor(started, ad_state, (u.external_id for u in users),
                               (g.external_id for g in groups))
-        users.extend(self._outside_members(t, mapper, groups))
+        users.extend(self._not_read(users, self._outside_members(t, mapper, groups)))
         for kind in ("group", "user"):
             mapper.check_ids(kind, self.source_name)
             mapper.log_fallbacks(kind, server=self.settings.url)
@@ -394,6 +432,14 @@ class LdapConnector(Connector):
                 found.append(user)
         return found
 
+    def _not_read(self, read: list[SourceUser], more: list[SourceUser]) -> list[SourceUser]:
+        """``more`` without the users in ``read``: with aliases dereferenced, a member
+        outside the bases may have been read already, through an alias in scope."""
+        if self.settings.aliases == "never" or not more:
+            return more
+        known = {user.ref for user in read}
+        return [user for user in more if user.ref not in known]
+
     # -- cursors and deltas ----------------------------------------------------------------
 
     def fingerprint(self) -> str:
@@ -402,7 +448,7 @@ class LdapConnector(Connector):
         data = {"url": s.url, "schema": s.schema_, "groups": s.groups.model_dump(),
                 "users": s.users.model_dump(), "attributes": s.attributes.model_dump(
                     mode="json"), "needed": sorted(self.needed_attributes),
-                "in_chain": s.in_chain}
+                "in_chain": s.in_chain, "aliases": s.aliases}
         text = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
@@ -448,9 +494,11 @@ class LdapConnector(Connector):
                 or cursor.get("fingerprint") != self.fingerprint():
             log.info("ldap.cursor_not_usable", reason="configuration or format changed")
             return None
-        return self._attempt(lambda t: self._delta(t, cursor))
+        found = References()  # the run's continuation references, logged when settled
+        return self._attempt(lambda t: self._delta(t, cursor, found), found)
 
-    def _delta(self, t: Transport, cursor: dict[str, Any]) -> Delta | None:
+    def _delta(self, t: Transport, cursor: dict[str, Any], found: References,
+               ) -> Delta | None:
         started = datetime.now(UTC)
         ad_state: dict[str, Any] | None = None
         if self.ad:
@@ -465,7 +513,8 @@ class LdapConnector(Connector):
             changed = f"(modifyTimestamp>={escape_filter_chars(str(cursor['since']))})"
         # The id-only scans that find removals run beside the searches for changes, on a
         # connection of their own (and their own mapper): the server does both at once.
-        scans = _Background(lambda: self._attempt(self._scan_both))
+        scanned = References()
+        scans = _Background(lambda: self._attempt(self._scan_both, scanned))
         mapper = self.mapper()
         try:
             groups, users, nameless = self._changed(t, mapper, changed)
@@ -476,10 +525,12 @@ class LdapConnector(Connector):
         # in scope and changed: kept in the cursor even if the scan, which may have run
         # before, did not see them, so that the next delta finds them removed if they are
         changed_ids = ({g.external_id for g in groups}, {u.external_id for u in users})
-        users.extend(self._outside_members(t, mapper, groups))
+        users.extend(self._not_read(users, self._outside_members(t, mapper, groups)))
 
         def removals() -> Removals:
             group_ids, user_ids, scan_mapper = scans.result()
+            found.merge(scanned)  # the first connection's are in already (begin_delta)
+            self._log_references(found)
             # The scans saw every entry in scope: they are judged first, on their own (their
             # counts are exact, the changed entries are among them); then together with the
             # entries read for changes and the members outside the bases.
@@ -558,6 +609,7 @@ class LdapConnector(Connector):
     def test_connection(self) -> dict[str, Any]:
         """Bind, count the groups and users in scope (ids only), and time each step."""
         timings: dict[str, float] = {}
+        found = References()
 
         def work(t: Transport) -> dict[str, int]:
             timings["connect_and_bind_s"] = round(time.monotonic() - started, 3)
@@ -570,7 +622,7 @@ class LdapConnector(Connector):
             return counts
 
         started = time.monotonic()
-        counts = self._attempt(work)
+        counts = self._attempt(work, found)
         timings["total_s"] = round(time.monotonic() - started, 3)
         s = self.settings
         bind = ("sasl external" if s.sasl else f"simple as {s.bind_dn}" if s.bind_dn
@@ -578,4 +630,5 @@ class LdapConnector(Connector):
         tls = ("ldaps" if s.url.lower().startswith("ldaps://") else
                "starttls" if s.start_tls else "none")
         return {"connector": s.name, "url": s.url, "bind": bind, "tls": tls,
-                "verify": s.tls.verify, **counts, "timings": timings}
+                "verify": s.tls.verify, **counts, "references": found.as_dict(),
+                "timings": timings}

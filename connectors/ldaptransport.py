@@ -11,7 +11,7 @@ import contextlib
 import ipaddress
 import re
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
@@ -19,6 +19,9 @@ from urllib.parse import urlsplit
 from ldap3 import (
     ANONYMOUS,
     BASE,
+    DEREF_ALWAYS,
+    DEREF_NEVER,
+    DEREF_SEARCH,
     EXTERNAL,
     LEVEL,
     NONE,
@@ -38,6 +41,8 @@ from syncd import secrets
 from syncd.errors import SourceError
 
 Scope = Literal["subtree", "one", "base"]
+Aliases = Literal["never", "search", "always"]
+Referrals = Literal["ignore", "fail"]
 Entry = tuple[str, dict[str, list[bytes]]]
 PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
 NO_ATTRIBUTES = "1.1"  # RFC 4511: ask for no attributes at all
@@ -45,6 +50,10 @@ NO_ATTRIBUTES = "1.1"  # RFC 4511: ask for no attributes at all
 NOTICE_OF_DISCONNECTION = "1.3.6.1.4.1.1466.20036"  # RFC 4511 4.4.1
 
 _SCOPES = {"subtree": SUBTREE, "one": LEVEL, "base": BASE}
+# The SearchRequest's derefAliases (RFC 4511 4.5.1.3): neverDerefAliases (0),
+# derefInSearching (1: entries below the base, not the base) and derefAlways (3).
+# derefFindingBaseObj (2) alone is not offered. ldap3's own default is derefAlways.
+_DEREF = {"never": DEREF_NEVER, "search": DEREF_SEARCH, "always": DEREF_ALWAYS}
 
 
 class TransportError(SourceError):
@@ -55,8 +64,35 @@ class TransportError(SourceError):
         super().__init__(message)
 
 
+@dataclass
+class References:
+    """The search continuation references (RFC 4511 4.5.3) a connection met and did not
+    follow: how many, and their distinct URIs."""
+
+    count: int = 0
+    uris: set[str] = field(default_factory=set)
+
+    def add(self, uris: Iterable[str]) -> None:
+        """One more reference, to ``uris``."""
+        self.count += 1
+        self.uris.update(uris)
+
+    def merge(self, other: References) -> None:
+        """Take in what ``other`` counted."""
+        self.count += other.count
+        self.uris |= other.uris
+
+    def as_dict(self) -> dict[str, Any]:
+        """The count and the URIs, sorted, for reports and logs."""
+        return {"count": self.count, "uris": sorted(self.uris)}
+
+
 class Transport(Protocol):
     """What the connector needs from an LDAP library."""
+
+    #: the continuation references met so far, not followed (``Endpoint.referrals``
+    #: "ignore"; with "fail" the search raises TransportError instead)
+    references: References
 
     def search_paged(self, base: str, scope: Scope, filter: str,
                      attributes: list[str]) -> Iterator[Entry]:
@@ -90,6 +126,8 @@ class Endpoint:
     connect_timeout: float = 10.0
     operation_timeout: float = 60.0
     page_size: int = 500
+    aliases: Aliases = "never"
+    referrals: Referrals = "ignore"
 
     @property
     def host(self) -> str:
@@ -425,6 +463,8 @@ class Ldap3Transport:
     def __init__(self, endpoint: Endpoint) -> None:
         endpoint.check_insecure()
         self.endpoint = endpoint
+        self.references = References()
+        self._deref = _DEREF[endpoint.aliases]
         self.conn = self._connect(endpoint)
 
     @staticmethod
@@ -473,7 +513,8 @@ class Ldap3Transport:
             try:
                 conn.search(base, filter, _SCOPES[scope], attributes=attributes or
                             [NO_ATTRIBUTES], paged_size=self.endpoint.page_size,
-                            paged_cookie=cookie, time_limit=time_limit)
+                            paged_cookie=cookie, time_limit=time_limit,
+                            dereference_aliases=self._deref)
             except (lx.LDAPException, OSError) as exc:
                 raise _classify(exc, doing) from None
             # Take the page and its cookie now: the caller may read other entries on this
@@ -483,13 +524,15 @@ class Ldap3Transport:
             _check_result(result, doing)
             controls = (result or {}).get("controls") or {}
             cookie = controls.get(PAGED_RESULTS_OID, {}).get("value", {}).get("cookie")
+            references: list[list[str]] = []
             for item in response:
                 kind = item.get("type")
                 if kind == "searchResEntry":
                     yield item["dn"], item["raw_attributes"]
                 elif kind == "searchResRef":
-                    raise TransportError(f"unexpected referral ({doing}) to "
-                                         f"{', '.join(item.get('uri') or [])}")
+                    references.append(item.get("uri") or [])
+            if references:
+                self._met(references, doing)
             if not cookie:
                 return
 
@@ -498,19 +541,39 @@ class Ldap3Transport:
         """One entry by DN, or None when it does not exist or does not match ``filter``."""
         try:
             self.conn.search(dn, filter, BASE, attributes=attributes or [NO_ATTRIBUTES],
-                             time_limit=max(1, int(self.endpoint.operation_timeout)))
+                             time_limit=max(1, int(self.endpoint.operation_timeout)),
+                             dereference_aliases=self._deref)
         except lx.LDAPNoSuchObjectResult:
             return None
         except (lx.LDAPException, OSError) as exc:
             raise _classify(exc, f"reading {dn!r}") from None
         _check_result(self.conn.result, f"reading {dn!r}")
-        for item in self.conn.response or []:
+        response = self.conn.response or []
+        # A base-scope search has no continuation references (RFC 4511 4.5.3); should a
+        # server send one anyway, it is treated as in any other search.
+        references = [item.get("uri") or [] for item in response
+                      if item.get("type") == "searchResRef"]
+        if references:
+            self._met(references, f"reading {dn!r}")
+        for item in response:
             if item.get("type") == "searchResEntry":
                 attrs: dict[str, list[bytes]] = item["raw_attributes"]
                 return attrs
-            if item.get("type") == "searchResRef":
-                raise TransportError(f"unexpected referral reading {dn!r}")
         return None
+
+    def _met(self, references: list[list[str]], doing: str) -> None:
+        """Count the continuation references of one answer, or refuse them (``referrals:
+        fail``). They are never followed: what they point at is another partition or
+        server, not the one configured."""
+        cleaned = [[_one_line(uri) for uri in uris] for uris in references]
+        if self.endpoint.referrals == "fail":
+            shown = ", ".join(dict.fromkeys(u for uris in cleaned for u in uris)) or "no URI"
+            several = len(references) > 1
+            raise TransportError(
+                f"continuation reference{'s' if several else ''} to {shown} ({doing}): not "
+                f"followed, and referrals: fail refuses {'them' if several else 'it'}")
+        for uris in cleaned:
+            self.references.add(uris)
 
     def close(self) -> None:
         """Unbind; errors on the way out do not matter."""
@@ -521,9 +584,13 @@ class Ldap3Transport:
 _PARTIAL = {
     3: "time limit exceeded ({}): the answer is incomplete",
     4: "size limit exceeded ({}): the answer is incomplete",
-    10: "unexpected referral ({}): point the connector at the server that holds the entries",
     11: "administrative limit exceeded ({}): the answer is incomplete",
 }
+
+
+def _one_line(text: str) -> str:
+    """Text from the server (a URI) on one line, secrets masked."""
+    return secrets.redact(" ".join(str(text).split()))
 
 
 def _check_result(result: dict[str, object] | None, doing: str) -> None:
@@ -531,6 +598,12 @@ def _check_result(result: dict[str, object] | None, doing: str) -> None:
     code = (result or {}).get("result", 0)
     if code == 0:
         return
+    if code == 10:  # not raised either: the search itself was referred, its base is elsewhere
+        uris = (result or {}).get("referrals")
+        where = f" to {', '.join(map(_one_line, uris))}" if isinstance(uris, list) and uris \
+            else ""
+        raise TransportError(f"unexpected referral ({doing}){where}: point the connector at "
+                             "the server that holds the entries")
     if isinstance(code, int) and code in _PARTIAL:
         raise TransportError(_PARTIAL[code].format(doing))
     description = (result or {}).get("description") or code

@@ -36,7 +36,11 @@ def test_connection(connector: str, fmt: str) -> None:
         print_json(report)
         return
     timings = report.pop("timings", {}) or {}
+    references = report.pop("references", None)
     rows = [[key, value] for key, value in report.items()]
+    if references is not None:  # search continuation references met (not followed)
+        rows.append(["continuation references", references["count"]])
+        rows += [["  not followed", uri] for uri in references["uris"]]
     rows += [[f"time: {key.removesuffix('_s')}", f"{value:.3f} s"]
              for key, value in timings.items()]
     print_table(None, ["", "value"], rows)

@@ -25,6 +25,7 @@ from slapd import LIMITED_DN, LIMITED_PW, ROOT_DN, ROOT_PW, Slapd, slapd_problem
 pytestmark = [pytest.mark.slapd, pytest.mark.e2e]
 
 PASSWORD_ENV = "SYNCD_LDAP_PASSWORD"
+REMOTE = "ldap://ldap.elsewhere.example/ou=remote,dc=org"
 
 
 @pytest.fixture
@@ -42,7 +43,8 @@ def server(tmp_path: Path) -> Iterator[Slapd]:
 
 
 def write_config(directory_: Path, url: str, *, bind_dn: str = ROOT_DN, retries: int = 0,
-                 store: str = "store.db") -> Path:
+                 store: str = "store.db", users_base: str = PEOPLE,
+                 referrals: str = "ignore") -> Path:
     """A config with one ldap connector ``corp`` and one rule taking every group."""
     path = directory_ / "syncd.yaml"
     directory_.mkdir(parents=True, exist_ok=True)
@@ -62,7 +64,8 @@ connectors:
     delta_overlap: 1s
     timeouts: {{connect: 2s, operation: 10s}}
     groups: {{base: "{GROUPS}"}}
-    users: {{base: "{PEOPLE}"}}
+    users: {{base: "{users_base}"}}
+    referrals: {referrals}
     attributes:
       user_disabled: {{name: nsAccountLock, equals: "TRUE"}}
 rules:
@@ -255,9 +258,13 @@ def _break(how: str, server: Slapd, proxy: CuttingProxy, config: Path) -> str:
         write_config(config.parent, f"ldap://127.0.0.1:{proxy.port}", bind_dn=LIMITED_DN,
                      retries=1)
         return LIMITED_PW
-    elif how == "referral":
+    elif how in ("referral", "reference_refused"):
         ldap.add(f"ou=remote,{PEOPLE}", ["referral", "extensibleObject"],
-                 {"ou": "remote", "ref": "ldap://ldap.elsewhere.example/ou=remote,dc=org"})
+                 {"ou": "remote", "ref": REMOTE})
+        # the users base is the referral object itself, or holds it with referrals: fail
+        write_config(config.parent, f"ldap://127.0.0.1:{proxy.port}", retries=1,
+                     **({"users_base": f"ou=remote,{PEOPLE}"} if how == "referral"
+                        else {"referrals": "fail"}))
     elif how == "bind_refused":
         return "not-the-password"
     return ROOT_PW
@@ -270,7 +277,8 @@ def _break(how: str, server: Slapd, proxy: CuttingProxy, config: Path) -> str:
     ("scan_dropped", "connection lost"),
     ("killed", "connection lost|cannot connect"),
     ("size_limit", "size limit exceeded"),
-    ("referral", "unexpected referral"),
+    ("referral", f"unexpected referral .* to {REMOTE}"),
+    ("reference_refused", f"continuation reference to {REMOTE}.*referrals: fail refuses it"),
 ])
 def test_outage_fails_the_run_and_changes_nothing(server: Slapd, tmp_path: Path, how: str,
                                                  message: str) -> None:
@@ -335,3 +343,38 @@ def test_test_connection_command(server: Slapd, tmp_path: Path) -> None:
     assert syncd(config, "test-connection", "nope").code == 2
 
 
+
+
+def test_continuation_references_are_logged_and_do_not_fail_the_run(server: Slapd,
+                                                                    tmp_path: Path) -> None:
+    """A referral object in the users base: full and delta runs apply, each with one log
+    event naming the reference; test-connection shows it."""
+    config = write_config(tmp_path / "r", server.url)
+    ldap: Any = server.connection()
+    ldap.add(f"ou=remote,{PEOPLE}", ["referral", "extensibleObject"],
+             {"ou": "remote", "ref": REMOTE})
+
+    def events(stderr: str) -> list[dict[str, Any]]:
+        lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+        return [e for e in lines if e.get("event") == "ldap.continuation_references"]
+
+    uris = [f"{REMOTE}??sub"]  # slapd adds the scope to continue with
+    first = syncd(config, "sync", "--format", "json")
+    assert first.code == 0, first.stderr
+    assert json.loads(first.stdout)["connectors"]["corp"]["mode"] == "full"
+    assert [(e["count"], e["uris"]) for e in events(first.stderr)] == [(1, uris)]
+    ldap.delete(f"cn=spare,{GROUPS}")
+    second = syncd(config, "sync", "--format", "json")
+    assert second.code == 0, second.stderr
+    report = json.loads(second.stdout)
+    assert (report["connectors"]["corp"]["mode"], report["status"]) == ("delta", "applied")
+    assert ("delete_group", "spare") in [(c["op"], c.get("group")) for c in report["changes"]]
+    # the search for changed users and the id-only scan of the users base
+    assert [(e["count"], e["uris"]) for e in events(second.stderr)] == [(2, uris)]
+    shown = syncd(config, "test-connection", "corp", "--format", "json")
+    assert shown.code == 0, shown.stderr
+    assert json.loads(shown.stdout)["references"] == {"count": 1, "uris": uris}
+    table = syncd(config, "test-connection", "corp")
+    assert table.code == 0, table.stderr
+    assert re.search(r"continuation references[\s│]+1\b", table.stdout)
+    assert re.search(rf"not followed[\s│]+{re.escape(uris[0])}", table.stdout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -335,12 +336,166 @@ def test_size_limit_exceeded(server: Slapd, tmp_path: Path) -> None:
         conn.snapshot()
 
 
-def test_referral_is_an_error(server: Slapd, tmp_path: Path) -> None:
-    ldap = server.connection()
-    ldap.add(f"ou=remote,{PEOPLE}", ["referral", "extensibleObject"],  # type: ignore[attr-defined]
-             {"ou": "remote", "ref": "ldap://ldap.elsewhere.example/ou=remote,dc=example,dc=org"})
-    with pytest.raises(SourceError, match=r"unexpected referral.*elsewhere"):
-        make(server, tmp_path).snapshot()
+REMOTE_PEOPLE = "ldap://people.elsewhere.example/ou=remote,dc=example,dc=org"
+REMOTE_GROUPS = "ldap://groups.elsewhere.example/ou=remote,dc=example,dc=org"
+# slapd gives the scope of the search to continue in a referral it returns
+SUB_PEOPLE, SUB_GROUPS = f"{REMOTE_PEOPLE}??sub", f"{REMOTE_GROUPS}??sub"
+
+
+def add_referral(server: Slapd, dn: str, *uris: str) -> None:
+    """A referral object (RFC 3296) at ``dn``: a subtree search over it returns a search
+    continuation reference with ``uris``, a search based at or below it a referral."""
+    ldap: Any = server.connection()
+    ou = dn.partition(",")[0].removeprefix("ou=")
+    ldap.add(dn, ["referral", "extensibleObject"], {"ou": ou, "ref": list(uris)})
+
+
+def reference_events(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in logs if e["event"] == "ldap.continuation_references"]
+
+
+def test_continuation_references_are_counted_and_logged_once(server: Slapd,
+                                                             tmp_path: Path) -> None:
+    """Referral objects in both bases: their references are not followed and do not fail
+    the run; one event per run names them, full or delta, and test-connection shows them."""
+    time.sleep(2.1)  # the loaded entries age past the 1 s overlap
+    add_referral(server, f"ou=remote,{PEOPLE}", REMOTE_PEOPLE)
+    add_referral(server, f"ou=remote,{GROUPS}", REMOTE_GROUPS, REMOTE_PEOPLE)
+    conn = make(server, tmp_path)
+    with capture_logs() as logs:
+        full = conn.snapshot()
+    assert len(list(full.groups)) == 7 and len(full.users) == 31  # 30 and the outsider
+    (event,) = reference_events(logs)
+    # one reference from each of the two searches (the groups base's holds two URIs)
+    assert (event["count"], event["uris"]) == (2, [SUB_GROUPS, SUB_PEOPLE])
+    assert event["server"] == server.url and event["log_level"] == "info"
+    assert full.cursor is not None
+    time.sleep(1.1)
+    ldap: Any = server.connection()
+    ldap.modify(f"cn=staff,{GROUPS}", {"description": [(MODIFY_REPLACE, ["changed"])]})
+    time.sleep(2.1)
+    with capture_logs() as logs:
+        delta = conn.delta(full.cursor)
+    assert delta is not None
+    assert [g.name for g in delta.groups] == ["staff"]
+    assert (list(delta.removed_groups), list(delta.removed_users)) == ([], [])
+    # the searches for changes and the id-only scans of both bases: four references
+    (event,) = reference_events(logs)
+    assert (event["count"], event["uris"]) == (4, [SUB_GROUPS, SUB_PEOPLE])
+    report = conn.test_connection()
+    assert (report["groups"], report["users"]) == (7, 30)
+    assert report["references"] == {"count": 2, "uris": [SUB_GROUPS, SUB_PEOPLE]}
+
+
+def test_no_references_no_event(server: Slapd, tmp_path: Path) -> None:
+    conn = make(server, tmp_path)
+    with capture_logs() as logs:
+        conn.snapshot()
+    assert reference_events(logs) == []
+    assert conn.test_connection()["references"] == {"count": 0, "uris": []}
+
+
+def test_referrals_fail_refuses_continuation_references(server: Slapd,
+                                                        tmp_path: Path) -> None:
+    time.sleep(2.1)
+    conn = make(server, tmp_path, referrals="fail")
+    full = conn.snapshot()  # no referral object yet
+    assert full.cursor is not None
+    add_referral(server, f"ou=remote,{PEOPLE}", REMOTE_PEOPLE)
+    pattern = (r"^ldap connector 'corp' \(ldap://[^)]+\): continuation reference to "
+               rf"{re.escape(SUB_PEOPLE)} \(searching 'ou=people,dc=example,dc=org' for "
+               r"\(.*\)\): not followed, and referrals: fail refuses it$")
+    for attempt in (conn.snapshot, conn.test_connection):
+        with pytest.raises(SourceError, match=pattern):
+            attempt()
+    # a delta meets it in the id-only scan of the users base (nothing changed since)
+    time.sleep(2.1)
+    with pytest.raises(SourceError, match=pattern):
+        conn.delta(full.cursor)
+
+
+@pytest.mark.parametrize("referrals", ["ignore", "fail"])
+def test_a_base_that_is_a_referral_fails(server: Slapd, tmp_path: Path,
+                                         referrals: str) -> None:
+    """The base itself, or a member DN read on its own, is held elsewhere: a referral as
+    the search's result, which fails the run whatever ``referrals`` says."""
+    away = f"ou=away,{SUFFIX}"
+    add_referral(server, away, REMOTE_PEOPLE)
+    conn = make(server, tmp_path, referrals=referrals, users={"base": away})
+    with pytest.raises(SourceError) as info:
+        conn.snapshot()
+    assert str(info.value) == (
+        f"ldap connector 'corp' ({server.url}): unexpected referral (searching '{away}' "
+        f"for (objectClass=inetOrgPerson)) to {SUB_PEOPLE}: point the connector at the "
+        "server that holds the entries")
+    # a group's member below the referral object, outside the bases: read on its own
+    ldap: Any = server.connection()
+    ldap.modify(f"cn=spare,{GROUPS}", {"member": [(MODIFY_ADD, [f"uid=far,{away}"])]})
+    with pytest.raises(SourceError, match=rf"unexpected referral \(reading 'uid=far,{away}'\) "
+                       r"to ldap://people\.elsewhere\.example/.*: point the connector"):
+        make(server, tmp_path, referrals=referrals).snapshot()
+
+
+# -- aliases ------------------------------------------------------------------------------
+
+HIDDEN = f"uid=hidden,{OUTSIDE}"
+
+
+def add_aliases(server: Slapd) -> None:
+    """A user outside both bases that no group names, an alias to it in the users base,
+    and an alias at the top pointing at the ou=outside branch."""
+    ldap: Any = server.connection()
+    ldap.add(HIDDEN, ["inetOrgPerson"], {"uid": "hidden", "cn": "Hidden", "sn": "Test"})
+    ldap.add(f"cn=to-hidden,{PEOPLE}", ["alias", "extensibleObject"],
+             {"cn": "to-hidden", "aliasedObjectName": HIDDEN})
+    ldap.add(f"ou=to-outside,{SUFFIX}", ["alias", "extensibleObject"],
+             {"ou": "to-outside", "aliasedObjectName": OUTSIDE})
+
+
+@pytest.mark.parametrize(("aliases", "below_base", "at_base"), [
+    ("never", False, False),
+    ("search", True, False),  # aliases below the base, not the base itself
+    ("always", True, True),
+])
+def test_alias_dereferencing(server: Slapd, tmp_path: Path, aliases: str,
+                             below_base: bool, at_base: bool) -> None:
+    """The default keeps an aliased entry outside the base out of scope (ldap3's own
+    default, derefAlways, brought it in); ``search`` and ``always`` bring it in."""
+    add_aliases(server)
+    extra = {} if aliases == "never" else {"aliases": aliases}
+    snap = make(server, tmp_path, **extra).snapshot()
+    names = [u.user_name for u in snap.users]
+    assert ("hidden" in names) is below_base
+    assert len(names) == len(set(names)) == 31 + below_base
+    # the users base is an alias of ou=outside: the outsider (whom a group names) is read
+    # by its DN whatever the setting, and once
+    based = make(server, tmp_path, users={"base": f"ou=to-outside,{SUFFIX}"}, **extra)
+    names = [u.user_name for u in based.snapshot().users]
+    assert ("hidden" in names) is at_base
+    assert "outsider" in names and len(names) == len(set(names))
+    assert based.test_connection()["users"] == (2 if at_base else 0)
+
+
+def test_an_aliased_user_that_a_group_names_is_read_once(server: Slapd,
+                                                         tmp_path: Path) -> None:
+    """Dereferenced into scope, then named by a group as a member outside the bases: one
+    user, not two; and a delta's id-only scan sees it too (no removal)."""
+    time.sleep(2.1)
+    add_aliases(server)
+    ldap: Any = server.connection()
+    ldap.modify(f"cn=spare,{GROUPS}", {"member": [(MODIFY_ADD, [HIDDEN])]})
+    conn = make(server, tmp_path, aliases="always")
+    full = conn.snapshot()
+    assert [u.ref for u in full.users].count(HIDDEN) == 1
+    assert HIDDEN in by_name(full)["spare"].members
+    assert full.cursor is not None
+    time.sleep(2.1)
+    delta = conn.delta(full.cursor)
+    assert delta is not None
+    assert (list(delta.removed_users), list(delta.removed_groups)) == ([], [])
+    # a cursor made without dereferencing is not used with it, and the other way round
+    assert conn.delta(make(server, tmp_path).snapshot().cursor or {}) is None
+    assert make(server, tmp_path).delta(full.cursor) is None
 
 
 # -- deltas -------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The ldap connector against a real Samba AD DC: objectGUID, userAccountControl, ranged
-member retrieval, LDAP_MATCHING_RULE_IN_CHAIN and uSNChanged deltas."""
+member retrieval, LDAP_MATCHING_RULE_IN_CHAIN, uSNChanged deltas and bases at the domain
+root (continuation references)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 from samba import ADMIN_DN, ADMIN_PW, BASE, SambaDc
+from structlog.testing import capture_logs
 
 from connectors.ldap import LdapConfig, LdapConnector
 from connectors.ldaptransport import Ldap3Transport
@@ -130,3 +132,42 @@ def test_simple_bind_needs_tls_on_samba(dc: SambaDc, tmp_path: Path) -> None:
         plain.snapshot()
     starttls = make(dc, tmp_path, url="ldap://127.0.0.1:389", start_tls=True)
     assert starttls.test_connection()["users"] == BIG + 1
+
+
+
+def test_bases_at_the_domain_root(dc: SambaDc, tmp_path: Path) -> None:
+    """A subtree search from the domain root meets continuation references to the DC's
+    other naming contexts (here the configuration partition; Windows adds its DNS zones):
+    not followed, logged once per run, shown by test-connection; ``referrals: fail``
+    refuses them."""
+    roots = {"groups": {"base": BASE}, "users": {"base": BASE}}
+    conn = make(dc, tmp_path, **roots)
+    with capture_logs() as logs:
+        full = conn.snapshot()
+    users = {u.user_name for u in full.users}
+    assert {"u0000", f"u{BIG - 1:04d}", "locked", "Administrator"} <= users
+    groups = {g.name: g for g in full.groups}
+    assert {"Big", "Outer", "Domain Admins"} <= set(groups)
+    assert len(groups["Big"].members) == BIG
+    configuration = f"CN=Configuration,{BASE}"
+    (event,) = [e for e in logs if e["event"] == "ldap.continuation_references"]
+    assert event["count"] == 2  # one in each base's search
+    assert [uri.rsplit("/", 1)[-1] for uri in event["uris"]] == [configuration]
+    uris = event["uris"]
+    # the delta's searches for changes and its id-only scans: four, in one event
+    assert full.cursor is not None
+    with capture_logs() as logs:
+        delta = conn.delta(full.cursor)
+    assert delta is not None
+    assert (list(delta.removed_users), list(delta.removed_groups)) == ([], [])
+    assert [(e["count"], e["uris"]) for e in logs
+            if e["event"] == "ldap.continuation_references"] == [(4, uris)]
+    report = conn.test_connection()
+    assert report["references"] == {"count": 2, "uris": uris}
+    assert report["users"] == len(users)
+    strict = make(dc, tmp_path, referrals="fail", **roots)
+    with pytest.raises(SourceError) as info:
+        strict.snapshot()
+    assert str(info.value) == (
+        f"ldap connector 'ad' ({dc.url}): continuation reference to {uris[0]} (searching "
+        f"'{BASE}' for (objectClass=group)): not followed, and referrals: fail refuses it")

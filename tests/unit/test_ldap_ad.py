@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.ldap import LdapConfig, LdapConnector, unpack_ids
-from connectors.ldaptransport import Endpoint, Scope
+from connectors.ldaptransport import Endpoint, References, Scope
 
 BASE = "dc=corp,dc=example"
 GROUP = f"CN=Big,OU=Groups,{BASE}"
@@ -35,6 +35,7 @@ class ScriptedAd:
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
+        self.references = References()  # a DC sends none here
 
     def search_paged(self, base: str, scope: Scope, filter: str,
                      attributes: list[str]) -> Iterator[tuple[str, dict[str, list[bytes]]]]:
