@@ -32,13 +32,13 @@ from connectors.ldapcommon import (
     Search,
 )
 from connectors.ldapfilter import Filter, FilterError, compile_filter
-from connectors.ldapmap import Mapper, fast_normalise_dn
+from connectors.ldapmap import Mapper
 from connectors.ldifparse import LdifRecord, LdifSyntaxError, read_ldif
 from syncd.connector import Connector, ConnectorConfig
 from syncd.errors import SourceError
 from syncd.source import Snapshot, SourceGroup, SourceUser
 
-__all__ = ["LdifConfig", "LdifConnector", "fast_normalise_dn"]
+__all__ = ["LdifConfig", "LdifConnector"]
 
 T = TypeVar("T")
 
@@ -163,10 +163,9 @@ class LdifConnector(Connector):
 
     def _record_dn(self, record: LdifRecord) -> str:
         try:
-            return fast_normalise_dn(record.dn)
-        except ValueError:
-            raise LdifSyntaxError(str(self.path), record.line,
-                                  f"invalid DN {record.dn!r}") from None
+            return normalise_dn(record.dn)
+        except ValueError as exc:  # "invalid DN '...': what and where in it"
+            raise LdifSyntaxError(str(self.path), record.line, str(exc)) from None
 
     # -- groups ------------------------------------------------------------------------
 
