@@ -29,6 +29,11 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+# The version of the normal form. Refs kept from an earlier run (the mirror that an ldap
+# delta is laid over) match only refs of the same form: a cursor records it. 2: this parser,
+# values lower-cased (no longer case-folded), standard types by one name.
+NORMAL_FORM_VERSION = 2
+
 
 @dataclass(frozen=True, slots=True)
 class Ava:
@@ -229,7 +234,9 @@ def normalise_dn_exact(dn: str) -> str:
 
 # The shortcut: a DN that normalise_dn_exact would only lower-case. ASCII RDNs of one AVA,
 # with a canonical type and a value with nothing to escape (single inner spaces only).
-_PLAIN_TYPE = "|".join(sorted({names[0] for names in _SYNONYMS}, key=len, reverse=True))
+# The types of nearly every DN first: the regex tries the alternatives in order.
+_COMMON_TYPES = ["uid", "cn", "ou", "dc", "o"]
+_PLAIN_TYPE = "|".join(_COMMON_TYPES + [n[0] for n in _SYNONYMS if n[0] not in _COMMON_TYPES])
 _PLAIN_VALUE = r'[^\x00-\x20\x7f\\"+,;<>=#]+(?: [^\x00-\x20\x7f\\"+,;<>=#]+)*'
 _PLAIN_DN = re.compile(rf"(?:{_PLAIN_TYPE})={_PLAIN_VALUE}(?:,(?:{_PLAIN_TYPE})={_PLAIN_VALUE})*")
 

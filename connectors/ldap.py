@@ -48,7 +48,7 @@ import structlog
 from ldap3.utils.conv import escape_filter_chars
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from connectors.dn import dn_ref, in_scope, normalise_dn
+from connectors.dn import NORMAL_FORM_VERSION, dn_ref, in_scope, normalise_dn
 from connectors.ldapcommon import (
     DEFAULT_GROUP_FILTER,
     DEFAULT_USER_FILTER,
@@ -400,12 +400,13 @@ class LdapConnector(Connector):
     # -- cursors and deltas ----------------------------------------------------------------
 
     def fingerprint(self) -> str:
-        """What a cursor is only valid for: server, searches, mapping and rule attributes."""
+        """What a cursor is only valid for: server, searches, mapping and rule attributes,
+        and the normal form of DNs (the mirror's refs a delta is laid over)."""
         s = self.settings
         data = {"url": s.url, "schema": s.schema_, "groups": s.groups.model_dump(),
                 "users": s.users.model_dump(), "attributes": s.attributes.model_dump(
                     mode="json"), "needed": sorted(self.needed_attributes),
-                "in_chain": s.in_chain}
+                "in_chain": s.in_chain, "dn_form": NORMAL_FORM_VERSION}
         text = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
