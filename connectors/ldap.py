@@ -55,7 +55,7 @@ import structlog
 from ldap3.utils.conv import escape_filter_chars
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from connectors.dn import dn_ref, in_scope, normalise_dn
+from connectors.dn import NORMAL_FORM_VERSION, dn_ref, in_scope, normalise_dn
 from connectors.ldapcommon import (
     DEFAULT_GROUP_FILTER,
     DEFAULT_USER_FILTER,
@@ -260,7 +260,7 @@ class LdapConnector(Connector):
     def mapper(self) -> Mapper:
         """A fresh mapper for one pass."""
         return Mapper(self.settings.schema_, self.settings.attributes, self.needed_attributes,
-                      event="ldap")
+                      event="ldap", keep_spelling=self._outside_bases)
 
     # -- connections -----------------------------------------------------------------------
 
@@ -402,32 +402,35 @@ class LdapConnector(Connector):
         return sorted(fast_normalise_dn(found) for found, _ in
                       t.search_paged(scope.base, scope.scope, query, []))
 
+    def _outside_bases(self, ref: str) -> bool:
+        """True for a member DN's ref outside both bases (an entry the searches do not read)."""
+        return not (ref.startswith(NAME_REF_PREFIX) or self.users_scope.contains(ref)
+                    or self.groups_scope.contains(ref))
+
     def _outside_members(self, t: Transport, mapper: Mapper,
                          groups: list[SourceGroup]) -> list[SourceUser]:
-        """Users referenced by groups but outside the configured bases, read one by one."""
-        todo: set[str] = set()
-        checked: set[str] = set()
+        """Users referenced by groups but outside the configured bases, read one by one by
+        the DN the group gave (the normalised ref is no name the server need know)."""
+        todo: dict[str, str] = {}
         for group in groups:
             for ref in group.members:
-                if ref in checked:
-                    continue
-                checked.add(ref)
-                if ref.startswith(NAME_REF_PREFIX) or self.users_scope.contains(ref) \
-                        or self.groups_scope.contains(ref):
-                    continue  # in scope: an entry, or a dangling ref the engine reports
-                todo.add(ref)
+                # In scope (an entry, or a dangling ref the engine reports) or not a DN, the
+                # mapper kept no spelling.
+                dn = mapper.spelling(ref)
+                if dn is not None:
+                    todo.setdefault(ref, dn)
         found: list[SourceUser] = []
         attributes = sorted(mapper.user_attributes())
-        for ndn in sorted(todo):
-            attrs = t.read(ndn, attributes, self.users_scope.filter)
+        for ndn, dn in sorted(todo.items()):
+            attrs = t.read(dn, attributes, self.users_scope.filter)
             if attrs is None:
-                event = ("ldap.member_outside_scope" if t.read(ndn, [])
+                event = ("ldap.member_outside_scope" if t.read(dn, [])
                          is not None else "ldap.member_not_found")
-                log.warning(event, dn=ndn, server=self.settings.url,
+                log.warning(event, dn=dn, server=self.settings.url,
                             hint="not a user entry" if event.endswith("scope") else
                             "the member DN does not exist")
                 continue
-            user = mapper.user(ndn, ndn, attrs, self._locate)
+            user = mapper.user(dn, ndn, attrs, self._locate)
             if user is not None:
                 found.append(user)
         return found
@@ -443,12 +446,13 @@ class LdapConnector(Connector):
     # -- cursors and deltas ----------------------------------------------------------------
 
     def fingerprint(self) -> str:
-        """What a cursor is only valid for: server, searches, mapping and rule attributes."""
+        """What a cursor is only valid for: server, searches, mapping and rule attributes,
+        and the normal form of DNs (the mirror's refs a delta is laid over)."""
         s = self.settings
         data = {"url": s.url, "schema": s.schema_, "groups": s.groups.model_dump(),
                 "users": s.users.model_dump(), "attributes": s.attributes.model_dump(
                     mode="json"), "needed": sorted(self.needed_attributes),
-                "in_chain": s.in_chain, "aliases": s.aliases}
+                "in_chain": s.in_chain, "aliases": s.aliases, "dn_form": NORMAL_FORM_VERSION}
         text = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 

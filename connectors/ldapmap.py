@@ -15,9 +15,8 @@ from collections.abc import Callable
 from fnmatch import fnmatchcase
 
 import structlog
-from ldap3.utils.dn import parse_dn
 
-from connectors.dn import normalise_dn
+from connectors.dn import normalise_dn, rdn_value, strip_dn
 from connectors.ldapcommon import Attributes
 from syncd.config.rules import AttributeMatch
 from syncd.errors import SourceError
@@ -33,22 +32,15 @@ Locate = Callable[[], str]
 _OPTIONAL_UID = re.compile(r"(?<!\\)#'[01]*'B\s*$")
 _UUID_TEXT = re.compile(r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}")
 AD_ACCOUNT_DISABLE = 0x2
-# A DN that normalise_dn would only lower-case: plain ASCII RDNs with nothing to escape.
-_PLAIN_VALUE = r"[a-z0-9_.@-]+(?: [a-z0-9_.@-]+)*"
-_PLAIN_DN = re.compile(rf"[a-z][a-z0-9-]*={_PLAIN_VALUE}(?:,[a-z][a-z0-9-]*={_PLAIN_VALUE})*")
+# The connectors' name for the normaliser; its shortcut for plain DNs lives in connectors/dn.py.
+fast_normalise_dn = normalise_dn
 
 
-def fast_normalise_dn(dn: str) -> str:
-    """``normalise_dn``, with a shortcut for the common plain DN.
-
-    Member lists repeat the same DNs millions of times and the full parse dominates the
-    run; the shortcut gives the identical result (the tests compare the two).
-    """
-    if dn.isascii():
-        lower = dn.lower()
-        if _PLAIN_DN.fullmatch(lower):
-            return lower
-    return normalise_dn(dn)
+def invalid_member_ref(value: str) -> str:
+    """The ref of a member value that is not a DN: it resolves to nothing (no entry's ref is
+    a normalised DN starting so, nor a ``name:`` ref), so the engine reports it as a
+    ``dangling_member`` with the value shown."""
+    return f"invalid DN {value!r}"
 
 
 def value_text(value: bytes) -> str:
@@ -114,7 +106,7 @@ class Mapper:
     """
 
     def __init__(self, schema: str, attributes: Attributes, needed: frozenset[str], *,
-                 event: str) -> None:
+                 event: str, keep_spelling: Callable[[str], bool] | None = None) -> None:
         self.schema = schema
         self.overrides = attributes
         self.names = attributes.resolved(schema)
@@ -131,6 +123,11 @@ class Mapper:
         self.first_fallback: dict[str, tuple[str, str]] = {}
         # Member lists repeat the same DNs: normalise each spelling once, share the result.
         self._refs: dict[str, str] = {}
+        # Member refs for which ``keep_spelling`` holds (the ldap connector: those outside
+        # its bases, which it reads back) -> the DN as first given: a server is asked by the
+        # DN it wrote, never by the normal form, which is only a key for matching.
+        self.keep_spelling = keep_spelling
+        self._spellings: dict[str, str] = {}
 
     # -- what to fetch ---------------------------------------------------------------------
 
@@ -254,7 +251,7 @@ class Mapper:
         if name:
             return name
         # Fall back on the RDN's value so the group still has a usable name.
-        fallback = parse_dn(dn, escape=False, strip=True)[0][1] or dn
+        fallback = rdn_value(dn) or dn
         log.warning(f"{self.event}.group_without_name", dn=dn, location=locate(),
                     attribute=self.names["group_name"], name=fallback)
         return fallback
@@ -265,35 +262,44 @@ class Mapper:
         seen: set[str] = set()
         for attr in self.member_attrs:
             for raw in attrs.get(attr, ()):
-                ref = self.member_ref(dn, attr, value_text(raw).strip(), locate)
+                ref = self.member_ref(dn, attr, value_text(raw), locate)
                 if ref and ref not in seen:
                     seen.add(ref)
                     refs.append(ref)
         return refs
 
     def member_ref(self, dn: str, attr: str, value: str, locate: Locate) -> str | None:
-        """One member value as a ref: ``name:UID`` for memberUid, else a normalised DN."""
-        if not value:
-            return None
+        """One member value as a ref: ``name:UID`` for memberUid, else a normalised DN
+        (``invalid_member_ref`` for a value that is not a DN); None for an empty value."""
         if attr == "memberuid":
-            return NAME_REF_PREFIX + value
+            value = value.strip()
+            return NAME_REF_PREFIX + value if value else None
         key = value if attr != "uniquemember" else "\0" + value
         cached = self._refs.get(key)
         if cached is not None:
             return cached
         if attr == "uniquemember":
-            value = _OPTIONAL_UID.sub("", value).strip()
+            value = _OPTIONAL_UID.sub("", value)
+        value = strip_dn(value)
+        if not value:
+            return None
         try:
-            ref = fast_normalise_dn(value)
-        except ValueError:
+            ref = normalise_dn(value)
+        except ValueError as exc:
             log.warning(f"{self.event}.invalid_member", group=dn, attribute=attr, value=value,
-                        location=locate())
-            return None
-        if not ref:
-            return None
+                        location=locate(), error=str(exc))
+            ref = invalid_member_ref(value)
+        else:
+            if self.keep_spelling is not None and self.keep_spelling(ref):
+                self._spellings.setdefault(ref, value)
         if len(self._refs) < 1_000_000:
             self._refs[key] = ref
         return ref
+
+    def spelling(self, ref: str) -> str | None:
+        """The member DN that gave ``ref``, as the group wrote it, where ``keep_spelling``
+        held for it; else None."""
+        return self._spellings.get(ref)
 
     # -- users -----------------------------------------------------------------------------
 

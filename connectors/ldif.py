@@ -39,7 +39,7 @@ from connectors.ldapcommon import (
     Search,
 )
 from connectors.ldapfilter import Filter, FilterError, compile_filter
-from connectors.ldapmap import Mapper, fast_normalise_dn
+from connectors.ldapmap import Mapper
 from connectors.ldifparse import (
     DuplicateDns,
     LdifRecord,
@@ -53,7 +53,7 @@ from syncd.errors import SourceError
 from syncd.rules import Warning
 from syncd.source import Snapshot, SourceGroup, SourceUser
 
-__all__ = ["LdifConfig", "LdifConnector", "fast_normalise_dn"]
+__all__ = ["LdifConfig", "LdifConnector"]
 
 T = TypeVar("T")
 
@@ -220,10 +220,9 @@ class LdifConnector(Connector):
 
     def _record_dn(self, record: LdifRecord) -> str:
         try:
-            return fast_normalise_dn(record.dn)
-        except ValueError:
-            raise LdifSyntaxError(str(self.path), record.line,
-                                  f"invalid DN {record.dn!r}") from None
+            return normalise_dn(record.dn)
+        except ValueError as exc:  # "invalid DN '...': what and where in it"
+            raise LdifSyntaxError(str(self.path), record.line, str(exc)) from None
 
     # -- groups ------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from connectors.dn import strip_dn
 from syncd.errors import SourceError
 
 # The most bytes one record may take in the file, its line ends and folds included. A group
@@ -231,7 +232,7 @@ def parse_ldif(lines: Iterable[bytes], *, file: str = "<ldif>",
 
 def _dn_text(file: str, number: int, value: bytes) -> str:
     try:
-        return value.decode("utf-8").strip()
+        return strip_dn(value.decode("utf-8"))  # keeps an escaped trailing space
     except UnicodeDecodeError:
         raise LdifSyntaxError(file, number, "the DN is not valid UTF-8") from None
 

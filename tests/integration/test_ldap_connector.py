@@ -651,3 +651,78 @@ def test_reads_between_pages_do_not_lose_the_paging_cookie(server: Slapd,
         assert transport.read(f"cn=nobody,{GROUPS}", ["cn"]) is None
     finally:
         transport.close()
+
+
+# -- DNs in every RFC 4514 form (issue 17, item 2) ------------------------------------------
+# Members outside the bases are read back by the DN the group gave: the normal form is a key
+# for matching, and a server does not know its spelling (Straße folded to "strasse").
+
+ODD_GROUP = f"cn=\\#John Smith\\ ,{GROUPS}"
+ODD_OUTSIDERS = {"Straße": f"uid=Straße,{OUTSIDE}", "trail": f"uid=trail\\ ,{OUTSIDE}",
+                 "starry": f"cn=A*x=b,{OUTSIDE}"}
+
+
+@pytest.fixture
+def odd_server(slapd_factory: SlapdFactory) -> Slapd:
+    """The test directory, with a group whose DN ends in an escaped space and whose members
+    outside the bases are DNs ldap3 could not parse or a case fold would change."""
+    from ldapdata import group, person
+
+    people = [person(uid, rdn=dn) for uid, dn in ODD_OUTSIDERS.items()]
+    odd = group("#John Smith ", [
+        *ODD_OUTSIDERS.values(),
+        f"0.9.2342.19200300.100.1.1=alice,{PEOPLE}",  # inside the bases, a type by its OID
+        f"uid=Gone\\ ,{OUTSIDE}",
+    ], rdn=ODD_GROUP)
+    return slapd_factory(directory() + "".join(people) + odd)
+
+
+def test_odd_dns_are_read_and_members_outside_the_bases_read_back_as_given(
+        odd_server: Slapd, tmp_path: Path) -> None:
+    conn = make(odd_server, tmp_path)
+    with capture_logs() as logs:
+        full = conn.snapshot()
+    odd = next(g for g in full.groups if g.ref == normalise_dn(ODD_GROUP))
+    users = {u.user_name: u for u in full.users}
+    assert {"Straße", "trail", "starry", "alice"} <= set(users)
+    assert users["Straße"].ref == f"uid=straße,{OUTSIDE}"
+    assert odd.members == [users["Straße"].ref, users["trail"].ref, users["starry"].ref,
+                           users["alice"].ref, normalise_dn(f"uid=Gone\\ ,{OUTSIDE}")]
+    # the one that does not exist is reported under the DN the group gave
+    missing = [e["dn"] for e in logs if e["event"] == "ldap.member_not_found"]
+    assert f"uid=Gone\\ ,{OUTSIDE}" in missing
+    assert not [e for e in logs if e["event"] == "ldap.invalid_member"]
+    # a delta reads changed groups' outside members the same way (all entries are new)
+    assert full.cursor is not None
+    delta = conn.delta(full.cursor)
+    assert delta is not None
+    assert {"Straße", "trail", "starry"} <= {u.user_name for u in delta.users}
+
+
+def test_a_member_outside_the_bases_is_not_read_back_case_folded(
+        slapd_factory: SlapdFactory, tmp_path: Path) -> None:
+    from ldapdata import group, person
+
+    server = slapd_factory(directory() + person("Straße", OUTSIDE)
+                           + group("folk", [f"uid=Straße,{OUTSIDE}"]))
+    with capture_logs() as logs:
+        snap = make(server, tmp_path).snapshot()
+    (found,) = [u for u in snap.users if u.user_name == "Straße"]
+    assert next(g for g in snap.groups if g.name == "folk").members == [found.ref]
+    # the directory's own missing member only
+    assert [e["dn"] for e in logs if e["event"] == "ldap.member_not_found"] == [
+        f"uid=ghost,{OUTSIDE}"]
+
+
+def test_a_cursor_made_with_another_normal_form_of_dns_means_a_full_run(
+        server: Slapd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the mirror a delta is laid over holds refs of that form: they would not match
+    conn = make(server, tmp_path)
+    monkeypatch.setattr("connectors.ldap.NORMAL_FORM_VERSION", 1)
+    older = conn.snapshot().cursor
+    monkeypatch.undo()
+    assert older is not None
+    assert conn.delta(older) is None
+    current = conn.snapshot().cursor
+    assert current is not None
+    assert conn.delta(current) is not None

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from structlog.testing import capture_logs
 
 from connectors import ldifparse
-from connectors.dn import normalise_dn
-from connectors.ldif import LdifConfig, LdifConnector, fast_normalise_dn
+from connectors.dn import normalise_dn, normalise_dn_exact
+from connectors.ldif import LdifConfig, LdifConnector
 from syncd.errors import SourceError
 from syncd.source import SourceGroup, SourceUser
 
@@ -365,13 +365,15 @@ def test_only_needed_attributes_are_kept(tmp_path: Path) -> None:
 
 def test_dangling_and_invalid_members(tmp_path: Path) -> None:
     ldif = group("g", BASE, [f"uid=ghost,ou=people,{BASE}", "not a dn", f"uid=a,{BASE}",
-                             "cn=#zz,dc=org"]) + user("a", BASE)
+                             "cn=a<b,dc=org"]) + user("a", BASE)
     with capture_logs() as logs:
         (g,) = groups(make(tmp_path, ldif))
-    # a dangling DN is still a ref (the engine reports it); values that are not DNs are not
-    assert g.members == [f"uid=ghost,ou=people,{BASE}", f"uid=a,{BASE}"]
+    # a dangling DN is still a ref (the engine reports it); so is a value that is not a DN,
+    # as a ref that resolves to nothing
+    assert g.members == [f"uid=ghost,ou=people,{BASE}", "invalid DN 'not a dn'",
+                         f"uid=a,{BASE}", "invalid DN 'cn=a<b,dc=org'"]
     invalid = [e for e in logs if e["event"] == "ldif.invalid_member"]
-    assert [e["value"] for e in invalid] == ["not a dn", "cn=#zz,dc=org"]
+    assert [e["value"] for e in invalid] == ["not a dn", "cn=a<b,dc=org"]
     assert invalid[0]["location"] == f"{tmp_path / 'dir.ldif'}:1"
     assert invalid[0]["log_level"] == "warning"
 
@@ -405,7 +407,7 @@ def test_normalise_ref(tmp_path: Path) -> None:
     f"cn=John Smith,ou=people,{BASE}", f"cn=John  Smith,{BASE}", f"cn= padded ,{BASE}",
     f"cn=Smith\\, John,{BASE}", f"cn=a+uid=b,{BASE}", "cn=Zoë,dc=org", f"cn=#41,{BASE}",
     f"cn=x\\#'01'B,{BASE}", "2.5.4.3=oid,dc=org", f"cn=a.b@c-d_e,{BASE}", f"cn=a ,{BASE}",
-    f"cn=a;b,{BASE}", f"cn=\\20lead,{BASE}",
+    f"cn=a;b,{BASE}", f"cn=\\20lead,{BASE}", f"cn=trail\\ ,{BASE}", f"cn=a=b,{BASE}",
 ])
 def test_fast_normalise_matches_normalise_dn(dn: str) -> None:
     def outcome(normalise: Callable[[str], str]) -> str:
@@ -414,7 +416,7 @@ def test_fast_normalise_matches_normalise_dn(dn: str) -> None:
         except ValueError:
             return "ValueError"
 
-    assert outcome(fast_normalise_dn) == outcome(normalise_dn)
+    assert outcome(normalise_dn) == outcome(normalise_dn_exact)
 
 
 # -- the file ---------------------------------------------------------------------------
@@ -769,3 +771,72 @@ def test_the_demo_directory_has_nothing_to_warn_about(demo: LdifConnector) -> No
     snap = demo.snapshot()
     assert (len(list(snap.users)), len(list(snap.groups))) == (40, 13)
     assert snap.warnings == []
+
+# -- DNs in every RFC 4514 form -----------------------------------------------------------
+# (issue 17, item 2: each of these failed the run, or dropped or merged members)
+
+PEOPLE = f"ou=people,{BASE}"
+
+
+def entry(dn: str, *lines: str) -> str:
+    return "\n".join([f"dn: {dn}", *lines]) + "\n\n"
+
+
+def b64_entry(dn: str, *lines: str) -> str:
+    """A record whose DN is base64 (as LDIF writes a DN ending in a space)."""
+    return "\n".join([f"dn:: {base64.b64encode(dn.encode()).decode()}", *lines]) + "\n\n"
+
+
+def person_at(dn: str, uid: str) -> str:
+    return entry(dn, "objectClass: inetOrgPerson", f"uid: {uid}", "sn: X", "cn: X",
+                 f"entryUUID: {uuid.uuid5(uuid.NAMESPACE_DNS, uid)}")
+
+
+def test_dns_ending_in_an_escaped_space_are_read_and_matched(tmp_path: Path) -> None:
+    odd_group = f"cn=#John Smith\\ ,ou=groups,{BASE}"
+    ldif = (
+        # a group whose cn ends in a space, its members spelt otherwise than the users
+        entry(odd_group, "objectClass: groupOfNames", "cn: #John Smith ",
+              f"entryUUID: {uuid.uuid5(uuid.NAMESPACE_DNS, 'john')}",
+              f"member: uid=trail\\20,{PEOPLE}", f"member: UID=Lead\\ ,OU=People,{BASE}")
+        + person_at(f"uid=trail\\ ,{PEOPLE}", "trail ")
+        # the DN as LDIF should write one that ends in a space: base64
+        + b64_entry(f"uid=lead\\ ,{PEOPLE}", "objectClass: inetOrgPerson", "uid: lead ",
+                    "sn: X", "cn: X", f"entryUUID: {uuid.uuid5(uuid.NAMESPACE_DNS, 'lead')}")
+        # outside both bases, never in scope: it broke the whole run all the same
+        + entry(f"cn=elsewhere\\ ,{BASE}", "objectClass: organizationalRole",
+                "cn: elsewhere "))
+    conn = make(tmp_path, ldif, groups={"base": f"ou=groups,{BASE}"},
+                users={"base": PEOPLE})
+    (g,) = groups(conn)
+    found = {u.user_name: u for u in users(conn)}
+    assert g.dn == odd_group and g.name == "#John Smith"
+    assert g.ref == f"cn=\\#john smith\\ ,ou=groups,{BASE}"
+    assert sorted(found) == ["lead", "trail"]
+    assert g.members == [found["trail"].ref, found["lead"].ref]
+    assert found["lead"].ref == f"uid=lead\\ ,{PEOPLE}"
+    # the normal form reads back as itself (explain and rules give it back)
+    assert conn.normalise_ref(g.ref) == g.ref == conn.normalise_ref(odd_group)
+
+
+def test_equals_signs_and_oids_in_member_dns(tmp_path: Path) -> None:
+    ldif = (group("g", BASE, [f"cn=A*x=b,{PEOPLE}", f"2.5.4.3=John Smith,{PEOPLE}",
+                              f"0.9.2342.19200300.100.1.1=ann,OU=people,{BASE}"])
+            + person_at(f"cn=a*x=b,{PEOPLE}", "starry")
+            + person_at(f"cn=John Smith,{PEOPLE}", "jsmith")
+            + person_at(f"userid=Ann,{PEOPLE}", "ann"))
+    conn = make(tmp_path, ldif, users={"base": PEOPLE})
+    (g,) = groups(conn)
+    found = {u.user_name: u.ref for u in users(conn)}
+    assert g.members == [found["starry"], found["jsmith"], found["ann"]]
+    assert found["ann"] == f"uid=ann,{PEOPLE}"
+
+
+def test_names_that_differ_by_case_folding_are_two_users(tmp_path: Path) -> None:
+    ldif = (group("g", BASE, [f"uid=STRASSE,{PEOPLE}"])
+            + person_at(f"uid=Straße,{PEOPLE}", "Straße") + person_at(f"uid=Strasse,{PEOPLE}",
+                                                                 "Strasse"))
+    conn = make(tmp_path, ldif)
+    found = {u.user_name: u.ref for u in users(conn)}
+    assert found == {"Straße": f"uid=straße,{PEOPLE}", "Strasse": f"uid=strasse,{PEOPLE}"}
+    assert groups(conn)[0].members == [found["Strasse"]]

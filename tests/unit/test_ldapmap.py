@@ -1,5 +1,5 @@
 """Ids: read many at once (an id-only scan) they are the ids ``entry_id`` reads one by one;
-entries without one among entries with one are a partial answer."""
+entries without one among entries with one are a partial answer. Member DNs as refs."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import uuid
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from connectors.ldapcommon import Attributes
-from connectors.ldapmap import Mapper
+from connectors.ldapmap import Mapper, invalid_member_ref
 from syncd.errors import SourceError
+from syncd.index import SourceIndex
+from syncd.source import SourceGroup, SourceUser
 
 UUIDS = [str(uuid.UUID(int=n * 7919)) for n in range(5)]
 VALUES = st.sampled_from([
@@ -98,3 +101,63 @@ def test_ids_counted_in_another_mapper_count_too() -> None:
     alone = mapper()
     read(alone, "user", [None])
     alone.check_ids("user", "t")   # without the scan, nothing says the others have one
+
+
+# -- member DNs ---------------------------------------------------------------------------
+
+GROUP = "cn=g,ou=groups,dc=example,dc=org"
+
+
+def members(m: Mapper, *values: str, attr: str = "member") -> list[str]:
+    return m.members(GROUP, {attr: [v.encode() for v in values]}, lambda: "f.ldif:1")
+
+
+def test_valid_member_dns_that_ldap3_rejected_are_refs() -> None:
+    refs = members(mapper(), "cn=A*x=b,dc=x", "2.5.4.3=John Smith,dc=x", "cn=trail\\ ,dc=x",
+                   "cn=#John Smith\\ ,dc=x")
+    assert refs == ["cn=a*x\\=b,dc=x", "cn=john smith,dc=x", "cn=trail\\ ,dc=x",
+                    "cn=\\#john smith\\ ,dc=x"]
+
+
+def test_a_member_dn_ending_in_an_escaped_space_keeps_it() -> None:
+    # only white space around the value goes; "\ " is part of the DN
+    assert members(mapper(), "  dc=trail\\  \n") == ["dc=trail\\ "]
+
+
+def test_a_member_value_that_is_not_a_dn_is_a_ref_to_nothing() -> None:
+    m = mapper()
+    with capture_logs() as logs:
+        refs = members(m, "uid=a,dc=x", "cn=a<b,dc=x", "name:alice", "cn=a<b,dc=x")
+    assert refs == ["uid=a,dc=x", "invalid DN 'cn=a<b,dc=x'", "invalid DN 'name:alice'"]
+    assert refs[1] == invalid_member_ref("cn=a<b,dc=x")
+    # logged once a value, with where and why
+    assert [(e["event"], e["value"], e["location"]) for e in logs] == [
+        ("test.invalid_member", "cn=a<b,dc=x", "f.ldif:1"),
+        ("test.invalid_member", "name:alice", "f.ldif:1")]
+    assert "'<' must be escaped" in logs[0]["error"]
+    # it resolves to nothing, a name ref included: the engine reports it as dangling
+    index = SourceIndex()
+    index.add_user(SourceUser(external_id="1", ref="uid=a,dc=x", user_name="alice"))
+    index.add_group(SourceGroup(external_id="g", ref=GROUP, dn=GROUP, name="g", members=refs))
+    index.resolve()
+    assert index.members[0].dangling == refs[1:]
+
+
+def test_the_spelling_of_members_kept_where_asked() -> None:
+    m = Mapper("rfc4519", Attributes(), frozenset(), event="test",
+               keep_spelling=lambda ref: ref.endswith(",ou=outside,dc=x"))
+    refs = members(m, "uid=Straße,OU=Outside,dc=x", "uid=In,ou=people,dc=x", "cn=a<b",
+                   "UID=STRASSE,ou=outside,dc=x")
+    refs += members(m, "uid=Ann,ou=Outside,dc=x#'0101'B", attr="uniquemember")
+    assert refs[0] != refs[3]  # Straße and STRASSE: two users
+    assert [m.spelling(r) for r in refs] == [
+        "uid=Straße,OU=Outside,dc=x", None, None, "UID=STRASSE,ou=outside,dc=x",
+        "uid=Ann,ou=Outside,dc=x"]
+
+
+def test_a_group_without_a_name_is_named_by_its_rdn() -> None:
+    m = Mapper("rfc4519", Attributes.model_validate({"group_name": "displayName"}),
+               frozenset(), event="test")
+    with capture_logs():
+        group = m.group("cn=Trail\\ +uid=x,dc=x", "ignored", {}, lambda: "f.ldif:1")
+    assert group.name == "Trail "
